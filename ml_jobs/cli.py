@@ -1,0 +1,184 @@
+"""`basketcast`: the command line. Each sub-command calls one function of the pipeline.
+
+basketcast generate --users 2000 --items 150 --days 240    synthetic shop → raw Parquet
+basketcast build                                           dbt build (staging, marts, exports)
+basketcast features                                        feast apply + materialize
+basketcast forecast                                        demand backtest, train, predict
+basketcast consumers                                       dbt build of consumer marts
+basketcast run                                             all of the above, in this process
+basketcast dag [basketcast_daily]                          the same through Airflow dag.test()
+basketcast demo                                            synthetic shop → DAG → example SQL
+basketcast query "select ..."                              read-only SQL on the warehouse
+basketcast online-features user 1 2 3                      online features from Feast
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from rich.console import Console
+
+from ml_jobs.config import Paths, quiet_environment
+
+console = Console(stderr=True)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {value}")
+    return value
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _cmd_generate(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs.generate import ShopConfig, generate_shop
+
+    config = ShopConfig(
+        users=args.users, items=args.items, days=args.days, seed=args.seed, start_date=args.start
+    )
+    rows = generate_shop(config, paths)
+    for table, count in rows.items():
+        console.print(f"  {table:<22}{count:>12,} rows")
+    console.print(f"raw Parquet written under [bold]{paths.raw}[/]")
+
+
+def _cmd_build(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    pipeline.build_warehouse(paths)
+    console.print(f"warehouse built: [bold]{paths.warehouse}[/]")
+
+
+def _cmd_features(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    rows = pipeline.publish_features(paths)
+    console.print(f"feature store applied and materialized ({rows:,} rows)")
+
+
+def _cmd_forecast(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    pipeline.forecast_demand(paths)
+
+
+def _cmd_consumers(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    pipeline.build_consumers(paths)
+    console.print("consumer marts built")
+
+
+def _cmd_run(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    pipeline.run_all(paths, generate_if_missing=not args.no_generate)
+    console.print(f"pipeline finished; warehouse at [bold]{paths.warehouse}[/]")
+
+
+def _cmd_dag(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs.airflow_local import run_dag
+
+    run_dag(args.dag_id, paths)
+
+
+def _cmd_demo(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import demo
+
+    demo.run_demo(paths, fresh=args.fresh)
+
+
+def _cmd_query(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import demo
+
+    demo.print_query(paths, args.sql, limit=args.limit)
+
+
+def _cmd_online(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import features
+
+    frame = features.online_features(paths, args.entity, args.ids)
+    print(frame.to_string(index=False))
+
+
+Command = Callable[[argparse.Namespace, Paths], None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="basketcast",
+        description="Warehouse-native demand intelligence: behaviour logs in, predictions out.",
+    )
+    parser.add_argument(
+        "--home", help="data folder (default: $BASKETCAST_HOME, else ./.basketcast)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(func=func)
+        return command
+
+    gen = add("generate", _cmd_generate, "write a synthetic shop as raw Parquet")
+    gen.add_argument("--users", type=_positive, default=2000, help="number of users")
+    gen.add_argument("--items", type=_positive, default=150, help="number of items")
+    gen.add_argument("--days", type=_positive, default=240, help="days of history")
+    gen.add_argument("--seed", type=int, default=7, help="random seed (same seed, same data)")
+    gen.add_argument("--start", type=_day, default=date(2026, 1, 1), help="first day YYYY-MM-DD")
+
+    add("build", _cmd_build, "dbt build of staging, marts and feature exports")
+    add("features", _cmd_features, "feast apply, then materialize into the online store")
+    add("forecast", _cmd_forecast, "backtest, train and predict the item demand models")
+    add("consumers", _cmd_consumers, "dbt build of the consumer marts")
+    run = add("run", _cmd_run, "every step in order, in this process")
+    run.add_argument("--no-generate", action="store_true", help="fail instead of generating")
+    dag = add("dag", _cmd_dag, "run a DAG once through Airflow dag.test()")
+    dag.add_argument("dag_id", nargs="?", default="basketcast_daily")
+    demo = add("demo", _cmd_demo, "synthetic shop through the Airflow DAG, then example SQL")
+    demo.add_argument("--fresh", action="store_true", help="start from an empty home folder")
+    query = add("query", _cmd_query, "run read-only SQL against the warehouse")
+    query.add_argument("sql", help="a SQL statement, or @path/to/file.sql")
+    query.add_argument("--limit", type=_positive, default=20, help="rows to print")
+    online = add("online-features", _cmd_online, "fetch online features from the feature store")
+    online.add_argument("entity", choices=["user", "item"])
+    online.add_argument("ids", type=int, nargs="+", help="entity ids")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_environment()
+    if args.home:
+        import os
+
+        os.environ["BASKETCAST_HOME"] = args.home
+    paths = Paths.from_env()
+    started = time.perf_counter()
+    try:
+        args.func(args, paths)
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]")
+        return 130
+    except (RuntimeError, ValueError, FileNotFoundError) as error:
+        console.print(f"[red]basketcast {args.command}: {error}[/]")
+        return 1
+    console.print(f"[dim]{args.command} took {time.perf_counter() - started:.1f} s[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
