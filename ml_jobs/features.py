@@ -1,0 +1,364 @@
+"""The Feast feature store as plain functions: apply, materialize, online and training reads.
+
+The CLI, the Airflow DAGs and the tests call these. The definitions live in ``feature_repo/``
+(Feast template layout); ``feature_store.yaml`` serves online from SQLite and
+``feature_store.redis.yaml`` from Redis. Both read the Parquet snapshots dbt exports to
+``$BASKETCAST_HOME/exports`` and keep the registry in ``$BASKETCAST_HOME/feast``.
+
+Environment:
+    BASKETCAST_HOME           set from ``Paths.home`` by every function here (Feast expands it
+                              in the YAML, and the data sources build their paths from it).
+    BASKETCAST_REDIS          Redis connection string for ``online="redis"``; defaults to
+                              ``127.0.0.1:6379``.
+    BASKETCAST_FEAST_PROJECT  optional project name in place of ``basketcast``: Redis keys
+                              carry the project, so two deployments (or test runs) can share
+                              one Redis without seeing each other's rows.
+
+Feast, pandas and DuckDB are imported inside the functions, so importing this module (as a DAG
+file does) stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_jobs.config import FEATURE_REPO_DIR, Paths, quiet_environment
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from feast import FeatureStore
+
+ONLINE_STORES = {
+    "sqlite": "feature_store.yaml",
+    "redis": "feature_store.redis.yaml",
+}
+DEFAULT_REDIS = "127.0.0.1:6379"
+
+# The definition modules of feature_repo/, in dependency order. They import each other by bare
+# name (``from entities import user``), as the Feast CLI loads them.
+REPO_MODULES = ("entities", "data_sources", "feature_views", "feature_services")
+
+# Entity name -> (join key, exported Parquet file), per docs/contracts.md section 2.
+EXPORTS = {
+    "user": ("user_id", "user_features.parquet"),
+    "item": ("item_id", "item_features.parquet"),
+}
+TIMESTAMP_FIELD = "feature_ts"
+CREATED_FIELD = "created_ts"
+
+_ROW_ORDER = "__basketcast_row"
+
+
+def _prepare_environment(paths: Paths) -> None:
+    quiet_environment()
+    os.environ["BASKETCAST_HOME"] = str(paths.home)
+    os.environ.setdefault("BASKETCAST_REDIS", DEFAULT_REDIS)
+
+
+def _utc(ts: datetime) -> datetime:
+    """A timezone-aware UTC datetime; a naive one is taken to be UTC already."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def feature_store(paths: Paths, online: str = "sqlite") -> FeatureStore:
+    """The basketcast FeatureStore under ``paths.home``, serving online from ``online``.
+
+    ``online`` is ``"sqlite"`` (embedded default) or ``"redis"``.
+    """
+    from feast import FeatureStore
+    from feast.repo_config import load_repo_config
+
+    if online not in ONLINE_STORES:
+        raise ValueError(f"online must be one of {sorted(ONLINE_STORES)}, got {online!r}")
+    _prepare_environment(paths)
+    paths.feast.mkdir(parents=True, exist_ok=True)
+    config = load_repo_config(FEATURE_REPO_DIR, FEATURE_REPO_DIR / ONLINE_STORES[online])
+    project = os.environ.get("BASKETCAST_FEAST_PROJECT")
+    if project:
+        config.project = project
+    return FeatureStore(repo_path=str(FEATURE_REPO_DIR), config=config)
+
+
+def definitions(paths: Paths) -> list[Any]:
+    """Fresh Feast objects from feature_repo/: entities, sources, views, services, in order.
+
+    The modules are executed anew on every call, with BASKETCAST_HOME pointing at
+    ``paths.home``, because the data sources resolve their Parquet paths at import time.
+    Whatever was in ``sys.modules`` under the same bare names is put back afterwards.
+    """
+    from feast import Entity, FeatureService, FeatureView
+    from feast.data_source import DataSource
+
+    _prepare_environment(paths)
+    saved = {name: sys.modules.pop(name) for name in REPO_MODULES if name in sys.modules}
+    sys.path.insert(0, str(FEATURE_REPO_DIR))
+    try:
+        modules = [importlib.import_module(name) for name in REPO_MODULES]
+    finally:
+        sys.path.remove(str(FEATURE_REPO_DIR))
+        for name in REPO_MODULES:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+    found: list[Any] = []
+    for kind in (Entity, DataSource, FeatureView, FeatureService):
+        for module in modules:
+            for value in vars(module).values():
+                if isinstance(value, kind) and not any(value is seen for seen in found):
+                    found.append(value)
+    return found
+
+
+def _source_problems(views: Iterable[Any], missing_ok: bool) -> list[str]:
+    """How each view's Parquet file disagrees with the view's declared columns and types.
+
+    Feast checks neither at apply time; a missing column fails later, and a wrong type is
+    coerced without a word (a DOUBLE in an Int64 feature is truncated online but returned as
+    is offline), so the exports are checked against the contract here.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from feast.types import Float64, Int64
+
+    arrow_types = {Int64: pa.int64(), Float64: pa.float64()}
+    problems: list[str] = []
+    for view in views:
+        source = view.batch_source
+        path = Path(source.path)
+        if not path.exists():
+            if not missing_ok:
+                problems.append(f"{path}: missing (feature view {view.name})")
+            continue
+        schema = pq.read_schema(path)
+        actual = {name: schema.field(name).type for name in schema.names}
+        for column in (source.timestamp_field, source.created_timestamp_column):
+            kind = actual.get(column)
+            if kind is None or not (pa.types.is_timestamp(kind) and kind.tz is not None):
+                problems.append(f"{path}: {column} is {kind}, expected a UTC timestamp")
+        for field in [*view.entity_columns, *view.features]:
+            want = arrow_types.get(field.dtype)
+            if want is not None and actual.get(field.name) != want:
+                found = actual.get(field.name, "missing")
+                problems.append(f"{path}: {field.name} is {found}, expected {want}")
+    return problems
+
+
+def _raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise ValueError("feature exports break the contract:\n" + "\n".join(problems))
+
+
+def check_exports(paths: Paths) -> None:
+    """Raise ValueError unless both exports exist with the columns and types of the views."""
+    from feast import FeatureView
+
+    views = [obj for obj in definitions(paths) if isinstance(obj, FeatureView)]
+    problems = _source_problems(views, missing_ok=False)
+    _raise_problems(problems)
+
+
+def apply(paths: Paths, online: str = "sqlite") -> list[str]:
+    """Register every feature_repo object (the programmatic ``feast apply``); return the names.
+
+    Views, services and entities that are in the registry but no longer in feature_repo/ are
+    removed, with their online tables, as ``feast apply`` does. Exports that already exist
+    must match the views (see ``check_exports``); missing ones may arrive later.
+    """
+    from feast import FeatureView
+
+    store = feature_store(paths, online)
+    objects = definitions(paths)
+    problems = _source_problems([o for o in objects if isinstance(o, FeatureView)], True)
+    _raise_problems(problems)
+    names = {(type(obj).__name__, obj.name) for obj in objects}
+    registered: list[Any] = [
+        *store.list_feature_services(),
+        *store.list_feature_views(),
+        *store.list_entities(),
+    ]
+    stale = [
+        obj
+        for obj in registered
+        if (type(obj).__name__, obj.name) not in names and not obj.name.startswith("__")
+    ]
+    store.apply(objects, objects_to_delete=stale, partial=False)
+    return [obj.name for obj in objects]
+
+
+def _count_entities(path: str, join_key: str, ts: str, start: datetime, end: datetime) -> int:
+    """Entities with a snapshot in [start, end]: what one materialization writes online."""
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        row = con.execute(
+            f"SELECT count(DISTINCT {join_key}) FROM read_parquet(?) WHERE {ts} BETWEEN ? AND ?",
+            [path, start, end],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def materialize(
+    paths: Paths,
+    end: datetime,
+    start: datetime | None = None,
+    online: str = "sqlite",
+) -> int:
+    """Load the newest snapshot per entity with feature_ts in [start, end] into the online store.
+
+    With ``start=None`` each view continues from where its last materialization ended, or
+    from ``end - ttl`` the first time. (Feast's own materialize_incremental starts a first run
+    at now - ttl, which skips historical data entirely.) A late backfill whose feature_ts is
+    before the last materialized end is picked up only by a run with an explicit ``start``.
+
+    Returns the number of entity rows written, summed over the feature views. Raises
+    ValueError, before writing anything, when an export breaks the contract.
+    """
+    store = feature_store(paths, online)
+    problems = _source_problems(store.list_feature_views(), missing_ok=False)
+    _raise_problems(problems)
+    end = _utc(end)
+    written = 0
+    for view in store.list_feature_views():
+        if start is not None:
+            view_start = _utc(start)
+        elif view.most_recent_end_time is not None:
+            view_start = _utc(view.most_recent_end_time)
+        else:
+            view_start = end - view.ttl
+        if view_start >= end:
+            continue
+        store.materialize(view_start, end, feature_views=[view.name])
+        source = view.batch_source
+        written += _count_entities(
+            source.path, view.join_keys[0], source.timestamp_field, view_start, end
+        )
+    return written
+
+
+def _entity_views(store: FeatureStore, entity: str) -> list[Any]:
+    views = [view for view in store.list_feature_views() if entity in view.entities]
+    if not views:
+        raise ValueError(f"no feature view is keyed by entity {entity!r}")
+    return views
+
+
+def _service_feature_names(service: Any) -> list[str]:
+    return [field.name for view in service.feature_view_projections for field in view.features]
+
+
+def _float_features(frame: pd.DataFrame, leading: list[str], names: list[str]) -> pd.DataFrame:
+    """``leading`` columns, then ``names`` in order, every feature as float64 (null -> NaN).
+
+    Feast returns a BIGINT feature as int64 or float64 depending on whether the batch happens
+    to hold a null, and online columns in no fixed order; models need the same columns in the
+    same order with the same types in training and serving.
+    """
+    out = frame[[*leading, *names]].copy()
+    out[names] = out[names].astype("float64")
+    return out
+
+
+def online_features(
+    paths: Paths,
+    entity: str,
+    ids: list[int],
+    service: str | None = None,
+    online: str = "sqlite",
+) -> pd.DataFrame:
+    """Online feature values for ``ids`` of ``entity`` ("user" or "item"), one row per id.
+
+    ``service`` names a feature service; without one, every feature of the entity's views is
+    returned. Columns: the join key, then the features in schema order, all float64. Ids the
+    store has never seen come back with NaN features.
+    """
+    store = feature_store(paths, online)
+    join_key = store.get_entity(entity).join_key
+    features: Any
+    if service is not None:
+        features = store.get_feature_service(service)
+        names = _service_feature_names(features)
+    else:
+        views = _entity_views(store, entity)
+        features = [f"{view.name}:{field.name}" for view in views for field in view.features]
+        names = [field.name for view in views for field in view.features]
+    rows = [{join_key: int(i)} for i in ids]
+    frame = store.get_online_features(features=features, entity_rows=rows).to_df()
+    return _float_features(frame, [join_key], names)
+
+
+def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+    """Point-in-time correct features of ``service`` for every row of ``entity_df``.
+
+    ``entity_df`` holds the join key(s) and an ``event_timestamp`` column (or exactly one other
+    datetime column); naive timestamps are read as UTC. Each row gets the newest snapshot with
+    feature_ts <= its timestamp, no older than the view's TTL, and - because retrieval runs with
+    ``filter_by_created_timestamp=True`` - with created_ts <= its timestamp: a value backfilled
+    later than the row's timestamp is never used, the row falls back to what was known then.
+    Rows come back in the order given: the columns of ``entity_df``, then the service's
+    features in schema order, all float64 (null -> NaN).
+    """
+    import pandas as pd
+    from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
+
+    store = feature_store(paths)
+    frame = entity_df.reset_index(drop=True).copy()
+    ts_col = infer_event_timestamp_from_entity_df(dict(frame.dtypes.items()))
+    stamps = pd.to_datetime(frame[ts_col])
+    frame[ts_col] = (
+        stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+    )
+    frame[_ROW_ORDER] = range(len(frame))
+    feature_service = store.get_feature_service(service)
+    result = store.get_historical_features(
+        entity_df=frame,
+        features=feature_service,
+        filter_by_created_timestamp=True,
+    ).to_df()
+    result = result.sort_values(_ROW_ORDER).reset_index(drop=True)
+    return _float_features(result, list(entity_df.columns), _service_feature_names(feature_service))
+
+
+def latest_offline_values(
+    paths: Paths,
+    entity: str,
+    ids: Iterable[int] | None,
+    as_of: datetime | None = None,
+) -> pd.DataFrame:
+    """The newest exported snapshot per entity, read from the Parquet file with DuckDB.
+
+    "Newest" orders by feature_ts, then created_ts (a backfill of the same snapshot wins), as
+    materialization does, so after ``materialize(end=as_of)`` these are the values the online
+    store must serve. ``ids=None`` returns every entity; ``as_of`` ignores later snapshots.
+    One row per entity found, sorted by id, with every column of the export.
+    """
+    import duckdb
+
+    if entity not in EXPORTS:
+        raise ValueError(f"entity must be one of {sorted(EXPORTS)}, got {entity!r}")
+    join_key, file_name = EXPORTS[entity]
+    filters = ["TRUE"]
+    params: list[Any] = [str(paths.exports / file_name)]
+    if ids is not None:
+        filters.append(f"{join_key} IN (SELECT unnest(?::BIGINT[]))")
+        params.append([int(i) for i in ids])
+    if as_of is not None:
+        filters.append(f"{TIMESTAMP_FIELD} <= ?")
+        params.append(_utc(as_of))
+    query = f"""
+        SELECT * FROM read_parquet(?)
+        WHERE {" AND ".join(filters)}
+        QUALIFY row_number() OVER (
+            PARTITION BY {join_key} ORDER BY {TIMESTAMP_FIELD} DESC, {CREATED_FIELD} DESC
+        ) = 1
+        ORDER BY {join_key}
+    """
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(query, params).df()
