@@ -61,12 +61,21 @@ def run_dag(
     )
 
 
+# duckdb 2.0 reports objects still alive at interpreter exit ("nanobind: leaked ..."): harmless
+# noise that would bury the real log, so it is dropped from what the user sees.
+_NOISE = ("nanobind: ", " - leaked ")
+
+
 def _run(cmd: list[str], paths: Paths) -> None:
-    completed = subprocess.run(cmd, env=airflow_env(paths), check=False)
-    if completed.returncode != 0:
-        raise DagRunFailed(
-            f"{' '.join(cmd[2:5])} failed (exit {completed.returncode}); see log above"
-        )
+    with subprocess.Popen(
+        cmd, env=airflow_env(paths), stderr=subprocess.PIPE, text=True, bufsize=1
+    ) as child:
+        assert child.stderr is not None
+        for line in child.stderr:
+            if not line.startswith(_NOISE):
+                sys.stderr.write(line)
+    if child.returncode != 0:
+        raise DagRunFailed(f"{' '.join(cmd[2:5])} failed (exit {child.returncode}); see log above")
 
 
 def _child(dag_id: str, logical_date: str, conf: str) -> int:
