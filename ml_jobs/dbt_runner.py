@@ -1,0 +1,98 @@
+"""Run the dbt project in this process, pointed at one basketcast home.
+
+dbt reads its profile and sources from environment variables (BASKETCAST_HOME, and
+BASKETCAST_WAREHOUSE for the DuckDB file), so a run sets them for its own duration and puts
+back what was there before. The feature exports need their folder to exist before DuckDB
+writes to it, so a run creates it first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from ml_jobs.config import DBT_PROJECT_DIR, Paths, quiet_environment
+
+# Node statuses that make a run fail (dbt's RunStatus and TestStatus values).
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+
+CONSUMERS_SELECTOR = "tag:consumers"
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; the message names every failing node and what it said."""
+
+    def __init__(self, command: Sequence[str], failures: Sequence[str]) -> None:
+        self.command = list(command)
+        self.failures = list(failures)
+        lines = "\n".join(f"  - {failure}" for failure in self.failures)
+        super().__init__(f"dbt {' '.join(self.command)} failed:\n{lines}")
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _failures(result: object) -> list[str]:
+    """'node [status]: message' for every node of a dbt result that errored or failed, then
+    one line naming the nodes skipped because of them."""
+    failures: list[str] = []
+    skipped: list[str] = []
+    for node_result in getattr(result, "results", None) or []:
+        status = str(getattr(node_result, "status", "")).lower()
+        node = getattr(node_result, "node", None)
+        name = getattr(node, "unique_id", None) or getattr(node, "name", "?")
+        if status == "skipped":
+            skipped.append(name)
+        elif status in FAILED_STATUSES:
+            message = (getattr(node_result, "message", None) or "").strip()
+            failures.append(f"{name} [{status}]: {message}" if message else f"{name} [{status}]")
+    if failures and skipped:
+        failures.append(f"skipped because of the failures above: {', '.join(skipped)}")
+    return failures
+
+
+def run_dbt(args: list[str], paths: Paths, *, quiet: bool = True) -> None:
+    """Run one dbt command (e.g. ``["build", "--select", "marts"]``) against `paths`.
+
+    Raises DbtError naming the failing nodes and their messages when the command fails.
+    """
+    from dbt.cli.main import dbtRunner
+
+    quiet_environment()
+    paths.exports.mkdir(parents=True, exist_ok=True)
+    project = str(DBT_PROJECT_DIR)
+    command = [*args, "--project-dir", project, "--profiles-dir", project]
+    if quiet:
+        command.append("--quiet")
+    env = {"BASKETCAST_HOME": str(paths.home), "BASKETCAST_WAREHOUSE": str(paths.warehouse)}
+    with _environment(env):
+        outcome = dbtRunner().invoke(command)
+    if outcome.success:
+        return
+    failures = _failures(outcome.result)
+    if outcome.exception is not None:
+        failures.append(f"{type(outcome.exception).__name__}: {outcome.exception}")
+    raise DbtError(args, failures or ["dbt reported failure without a failing node"])
+
+
+def build_warehouse(paths: Paths, *, quiet: bool = True) -> None:
+    """dbt build of staging, marts and the feature exports: everything but the consumer marts."""
+    run_dbt(["build", "--exclude", CONSUMERS_SELECTOR], paths, quiet=quiet)
+
+
+def build_consumers(paths: Paths, *, quiet: bool = True) -> None:
+    """dbt build of the consumer marts, which read the `predictions.*_latest` views."""
+    run_dbt(["build", "--select", CONSUMERS_SELECTOR], paths, quiet=quiet)
