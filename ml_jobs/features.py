@@ -23,7 +23,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,6 +205,23 @@ def _count_entities(path: str, join_key: str, ts: str, start: datetime, end: dat
     return int(row[0]) if row else 0
 
 
+@contextmanager
+def _offline_session() -> Iterator[None]:
+    """Close the in-memory DuckDB connection Feast's offline store opens through ibis.
+
+    ibis keeps it in a module global; left open, duckdb reports it as leaked at exit.
+    """
+    try:
+        yield
+    finally:
+        import ibis
+
+        backend = ibis.options.default_backend
+        if backend is not None:
+            backend.disconnect()
+            ibis.options.default_backend = None
+
+
 def materialize(
     paths: Paths,
     end: datetime,
@@ -234,7 +252,8 @@ def materialize(
             view_start = end - view.ttl
         if view_start >= end:
             continue
-        store.materialize(view_start, end, feature_views=[view.name])
+        with _offline_session():
+            store.materialize(view_start, end, feature_views=[view.name])
         source = view.batch_source
         written += _count_entities(
             source.path, view.join_keys[0], source.timestamp_field, view_start, end
@@ -316,11 +335,12 @@ def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> 
     )
     frame[_ROW_ORDER] = range(len(frame))
     feature_service = store.get_feature_service(service)
-    result = store.get_historical_features(
-        entity_df=frame,
-        features=feature_service,
-        filter_by_created_timestamp=True,
-    ).to_df()
+    with _offline_session():
+        result = store.get_historical_features(
+            entity_df=frame,
+            features=feature_service,
+            filter_by_created_timestamp=True,
+        ).to_df()
     result = result.sort_values(_ROW_ORDER).reset_index(drop=True)
     return _float_features(result, list(entity_df.columns), _service_feature_names(feature_service))
 

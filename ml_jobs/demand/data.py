@@ -1,0 +1,251 @@
+"""Item demand history: read it from the warehouse and lay it out for the forecasters.
+
+The training input is `marts.fct_item_daily_demand` (docs/contracts.md, section 2): one row per
+item per day, zero-filled, with stock-out days flagged. Stock-out days are censored demand (the
+shelf was empty, so zero sales say nothing about what shoppers wanted), so the forecasters see
+them as missing values, never as zeros.
+
+Planned promotions and list prices are known in advance, so forecasts may use them for the days
+they predict. `known_future` collects them: what the warehouse already holds for a target day,
+else the planned promotions in `staging.stg_shop__promotions` and the last known list price.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ml_jobs.warehouse import connect
+
+DEMAND_TABLE = "marts.fct_item_daily_demand"
+PROMOTIONS_TABLE = "staging.stg_shop__promotions"
+
+DEMAND_COLUMNS = (
+    "item_id",
+    "demand_date",
+    "category_id",
+    "units_sold",
+    "views",
+    "carts",
+    "category_searches",
+    "price",
+    "list_price",
+    "discount_pct",
+    "is_promo",
+    "is_stockout",
+)
+PROMOTION_COLUMNS = ("item_id", "start_date", "end_date", "discount_pct")
+
+
+@dataclass(frozen=True)
+class DemandData:
+    """Everything a demand run reads from the warehouse."""
+
+    history: pd.DataFrame  # DEMAND_COLUMNS, one row per item per day
+    promotions: pd.DataFrame | None  # PROMOTION_COLUMNS, or None when staging has no promotions
+    as_of: dt.date  # last day of data: forecasts start the day after
+
+    @property
+    def n_items(self) -> int:
+        return int(self.history["item_id"].nunique())
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
+    """Type the demand frame the way the forecasters expect, tolerating nulls a dataset lacks."""
+    out = frame.loc[:, list(DEMAND_COLUMNS)].copy()
+    out["item_id"] = out["item_id"].astype("int64")
+    out["demand_date"] = pd.to_datetime(out["demand_date"]).dt.normalize().astype("datetime64[ns]")
+    for column in ("category_id", "units_sold", "views", "carts", "category_searches"):
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    for column in ("price", "list_price", "discount_pct"):
+        out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    out["discount_pct"] = out["discount_pct"].fillna(0.0)
+    for column in ("is_promo", "is_stockout"):
+        out[column] = out[column].astype("boolean").fillna(False).astype(bool)
+    return out.sort_values(["item_id", "demand_date"], ignore_index=True)
+
+
+def load_demand_data(warehouse: Path) -> DemandData:
+    """Read the daily demand fact table (and planned promotions, if staged) read-only."""
+    with connect(warehouse, read_only=True) as con:
+        if not _table_exists(con, DEMAND_TABLE):
+            raise LookupError(f"{DEMAND_TABLE} is missing from {warehouse}: run `dbt build` first")
+        history = con.execute(f"SELECT {', '.join(DEMAND_COLUMNS)} FROM {DEMAND_TABLE}").df()
+        promotions = None
+        if _table_exists(con, PROMOTIONS_TABLE):
+            try:
+                promotions = con.execute(
+                    f"SELECT {', '.join(PROMOTION_COLUMNS)} FROM {PROMOTIONS_TABLE}"
+                ).df()
+            except duckdb.Error:  # e.g. a staging view whose raw files are gone: no promotions
+                promotions = None
+    if history.empty:
+        raise ValueError(f"{DEMAND_TABLE} is empty: nothing to forecast")
+    history = clean_history(history)
+    return DemandData(
+        history=history,
+        promotions=None if promotions is None else clean_promotions(promotions),
+        as_of=history["demand_date"].max().date(),
+    )
+
+
+def clean_promotions(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.loc[:, list(PROMOTION_COLUMNS)].dropna(subset=["item_id", "start_date"]).copy()
+    out["item_id"] = out["item_id"].astype("int64")
+    out["start_date"] = pd.to_datetime(out["start_date"]).astype("datetime64[ns]")
+    out["end_date"] = pd.to_datetime(out["end_date"]).fillna(out["start_date"])
+    out["end_date"] = out["end_date"].astype("datetime64[ns]")
+    out["discount_pct"] = pd.to_numeric(out["discount_pct"], errors="coerce").fillna(0.0)
+    return out.reset_index(drop=True)
+
+
+def history_until(history: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The rows a forecaster standing at the end of `day` could have seen."""
+    return history[history["demand_date"] <= pd.Timestamp(day)]
+
+
+def known_future(
+    history: pd.DataFrame,
+    as_of: dt.date,
+    horizon: int,
+    promotions: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Planned list price and discount for every item and each of the next `horizon` days.
+
+    A target day the warehouse already holds (a backtest predicting inside the data) keeps its
+    recorded list price and promotion: both are planned before the day. Later days take the
+    staged planned promotions (largest discount of the overlapping ones) and the item's last
+    known list price. Columns: item_id, target_date, horizon, list_price, discount_pct.
+    """
+    origin = pd.Timestamp(as_of)
+    items = np.sort(history["item_id"].unique())
+    targets = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
+    grid = pd.DataFrame(
+        {
+            "item_id": np.repeat(items, horizon),
+            "target_date": np.tile(targets.values, len(items)),
+            "horizon": np.tile(np.arange(1, horizon + 1), len(items)),
+        }
+    )
+    seen = history[history["demand_date"] <= origin]
+    last_price = seen.dropna(subset=["list_price"]).groupby("item_id")["list_price"].last()
+    grid["list_price"] = grid["item_id"].map(last_price)
+    grid["discount_pct"] = 0.0
+
+    if promotions is not None and not promotions.empty:
+        end = targets[-1]
+        active = promotions[(promotions["end_date"] > origin) & (promotions["start_date"] <= end)]
+        if not active.empty:
+            days = [
+                pd.DataFrame(
+                    {
+                        "item_id": row.item_id,
+                        "target_date": pd.date_range(
+                            max(row.start_date, targets[0]), min(row.end_date, end), freq="D"
+                        ),
+                        "discount_pct": row.discount_pct,
+                    }
+                )
+                for row in active.itertuples(index=False)
+            ]
+            planned = pd.concat(days).groupby(["item_id", "target_date"])["discount_pct"].max()
+            key = pd.MultiIndex.from_frame(grid[["item_id", "target_date"]])
+            grid["discount_pct"] = planned.reindex(key).fillna(0.0).to_numpy()
+
+    recorded = history[history["demand_date"] > origin].set_index(["item_id", "demand_date"])
+    if not recorded.empty:
+        key = pd.MultiIndex.from_frame(grid[["item_id", "target_date"]])
+        for column in ("list_price", "discount_pct"):
+            values = recorded[column].reindex(key).to_numpy()
+            grid[column] = np.where(np.isnan(values), grid[column].to_numpy(), values)
+    return grid
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Demand history as item × day arrays: the layout both forecasters compute on.
+
+    `units` is NaN on stock-out days (censored) and before an item's first day.
+    """
+
+    item_ids: np.ndarray  # (n,)
+    start: pd.Timestamp  # date of column 0
+    category_id: np.ndarray  # (n,)
+    first_day: np.ndarray  # (n,) column of each item's first row
+    units: np.ndarray  # (n, T)
+    views: np.ndarray
+    carts: np.ndarray
+    searches: np.ndarray
+    price: np.ndarray
+    list_price: np.ndarray
+    discount_pct: np.ndarray
+
+    @property
+    def n_days(self) -> int:
+        return self.units.shape[1]
+
+    def column(self, day: dt.date | pd.Timestamp) -> int:
+        return int((pd.Timestamp(day) - self.start).days)
+
+    def day(self, column: int) -> pd.Timestamp:
+        return self.start + pd.Timedelta(days=column)
+
+
+def to_panel(
+    history: pd.DataFrame, item_ids: np.ndarray | None = None, end: dt.date | None = None
+) -> Panel:
+    """Pivot a demand frame into a Panel.
+
+    Rows follow `item_ids` (default: the sorted ids in `history`); columns run from the first
+    day of `history` to `end` (default: its last day), so a forecast origin always has a column.
+    """
+    if item_ids is None:
+        item_ids = np.sort(history["item_id"].unique())
+    start = history["demand_date"].min()
+    last = history["demand_date"].max() if end is None else pd.Timestamp(end)
+    n_days = int((last - start).days) + 1
+    rows = pd.Index(item_ids).get_indexer(history["item_id"])
+    keep = (rows >= 0) & (history["demand_date"] <= last).to_numpy()
+    rows = rows[keep]
+    frame = history[keep]
+    cols = ((frame["demand_date"] - start).dt.days).to_numpy()
+
+    def grid(values: pd.Series) -> np.ndarray:
+        out = np.full((len(item_ids), n_days), np.nan)
+        out[rows, cols] = values.to_numpy(dtype="float64", na_value=np.nan)
+        return out
+
+    units = grid(frame["units_sold"])
+    units[rows[frame["is_stockout"].to_numpy()], cols[frame["is_stockout"].to_numpy()]] = np.nan
+    first_day = np.full(len(item_ids), n_days, dtype=np.int64)
+    np.minimum.at(first_day, rows, cols)
+    category = frame.groupby(rows)["category_id"].first()
+    category_id = np.full(len(item_ids), np.nan)
+    category_id[category.index.to_numpy()] = category.to_numpy(dtype="float64", na_value=np.nan)
+    return Panel(
+        item_ids=np.asarray(item_ids),
+        start=start,
+        category_id=category_id,
+        first_day=first_day,
+        units=units,
+        views=grid(frame["views"]),
+        carts=grid(frame["carts"]),
+        searches=grid(frame["category_searches"]),
+        price=grid(frame["price"]),
+        list_price=grid(frame["list_price"]),
+        discount_pct=grid(frame["discount_pct"]),
+    )

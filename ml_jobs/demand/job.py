@@ -1,0 +1,263 @@
+"""The item demand forecast job: backtest, register, refit, forecast, write back, promote.
+
+For each configured model the job
+  1. registers a run in `ml.model_runs` (status `running`),
+  2. backtests it on rolling origins and writes `ml.backtest_metrics`,
+  3. refits it on all history and forecasts the next `horizon` days for every item,
+  4. saves its artifacts under `artifacts/<run_id>/`,
+  5. writes the forecast to `predictions.item_demand_forecast` in one transaction and marks the
+     run `succeeded` (or `failed`, keeping the error, without stopping the other models),
+then lets each succeeded run challenge the champion, so `item_demand_forecast_latest` serves the
+best model. This is the function the CLI and the Airflow DAG call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+
+from ml_jobs.config import Paths
+from ml_jobs.demand.backtest import BacktestConfig, backtest, summarize
+from ml_jobs.demand.base import DemandModel
+from ml_jobs.demand.data import DemandData, known_future, load_demand_data
+from ml_jobs.demand.seasonal_naive import SeasonalNaive, SeasonalNaiveParams
+from ml_jobs.demand.xgb import XGBoostQuantile, XGBoostQuantileParams
+from ml_jobs.registry import (
+    DEMAND_PRODUCT,
+    Promotion,
+    RunRecord,
+    current_champion,
+    finish_run,
+    git_sha,
+    new_run_id,
+    promote_if_better,
+    start_run,
+    write_backtest_metrics,
+)
+from ml_jobs.warehouse import connect, ensure_prediction_schema, write_predictions
+
+MODEL_NAMES = ("seasonal_naive", "xgboost_quantile")
+
+
+@dataclass(frozen=True)
+class DemandJobConfig:
+    horizon: int = 28
+    backtest_cutoffs: int = 2
+    seed: int = 0
+    nthread: int = 2
+    models: tuple[str, ...] = MODEL_NAMES
+    seasonal_naive: SeasonalNaiveParams = field(default_factory=SeasonalNaiveParams)
+    xgboost: XGBoostQuantileParams = field(default_factory=XGBoostQuantileParams)
+
+
+@dataclass(frozen=True)
+class ModelRunResult:
+    model_name: str
+    run_id: str
+    status: str  # succeeded | failed
+    rows_written: int = 0
+    artifact_uri: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # backtest means over cutoffs
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DemandJobResult:
+    as_of_date: dt.date
+    n_items: int
+    runs: list[ModelRunResult]
+    promotions: list[Promotion]
+    champion_run_id: str | None
+    backtest: pd.DataFrame  # long backtest metrics of every model
+    seconds: float
+
+    @property
+    def failed(self) -> list[ModelRunResult]:
+        return [run for run in self.runs if run.status != "succeeded"]
+
+
+class DemandJobFailed(RuntimeError):
+    """Raised after the job finished when a model failed; carries the full result."""
+
+    def __init__(self, result: DemandJobResult) -> None:
+        names = ", ".join(f"{run.model_name} ({run.error})" for run in result.failed)
+        super().__init__(f"item demand models failed: {names}")
+        self.result = result
+
+
+def make_model(name: str, config: DemandJobConfig) -> DemandModel:
+    """A fresh, unfitted forecaster by registry name."""
+    if name == "seasonal_naive":
+        return SeasonalNaive(config.seasonal_naive)
+    if name == "xgboost_quantile":
+        params = dataclasses.replace(config.xgboost, seed=config.seed, nthread=config.nthread)
+        return XGBoostQuantile(dataclasses.replace(params, horizon=config.horizon))
+    raise ValueError(f"unknown demand model {name!r}; expected one of {MODEL_NAMES}")
+
+
+def check_forecast(forecast: pd.DataFrame, items: pd.Series, horizon: int) -> None:
+    """Refuse to write a forecast that misses an item or horizon or breaks 0<=p10<=p50<=p90."""
+    expected = items.nunique() * horizon
+    if len(forecast) != expected or set(forecast["item_id"]) != set(items):
+        raise ValueError(f"forecast has {len(forecast)} rows, expected {expected}")
+    q = forecast[["p10", "p50", "p90"]]
+    if (
+        q.isna().any().any()
+        or not ((q["p10"] >= 0) & (q["p10"] <= q["p50"]) & (q["p50"] <= q["p90"])).all()
+    ):
+        raise ValueError("forecast quantiles must satisfy 0 <= p10 <= p50 <= p90")
+
+
+def _run_model(
+    name: str,
+    data: DemandData,
+    paths: Paths,
+    config: DemandJobConfig,
+    sha: str | None,
+    console: Console,
+) -> tuple[ModelRunResult, pd.DataFrame]:
+    """One model's run from registration to written forecast; failures are recorded."""
+    started = time.perf_counter()
+    probe = make_model(name, config)
+    run_id = new_run_id(name)
+    artifact_dir = paths.artifacts / run_id
+    record = RunRecord(
+        run_id=run_id,
+        model_name=probe.name,
+        model_kind=probe.kind,
+        model_version=probe.version,
+        train_start=data.history["demand_date"].min().date(),
+        train_end=data.as_of,
+        params=probe.params,
+        artifact_uri=str(artifact_dir),
+        device="cpu",
+        git_sha=sha,
+    )
+    with connect(paths.warehouse) as con:
+        start_run(con, record)
+    metrics = pd.DataFrame()
+    try:
+        backtest_config = BacktestConfig(n_cutoffs=config.backtest_cutoffs, horizon=config.horizon)
+        with console.status(f"{name}: backtest on {config.backtest_cutoffs} cutoffs"):
+            result = backtest(lambda: make_model(name, config), data, backtest_config)
+        metrics = result.metrics
+        summary = summarize(metrics)
+        with connect(paths.warehouse) as con:
+            write_backtest_metrics(con, run_id, metrics)
+        if not result.cutoffs:
+            console.log(f"{name}: history too short to backtest (no scores to compete with)")
+        console.log(
+            f"{name}: backtest {len(result.cutoffs)} cutoffs, "
+            f"pinball {summary.get('pinball_mean', float('nan')):.3f}, "
+            f"WAPE {summary.get('wape', float('nan')):.3f}, "
+            f"coverage {summary.get('coverage_p10_p90', float('nan')):.2f}"
+        )
+
+        with console.status(f"{name}: fit on all history and forecast {config.horizon} days"):
+            model = make_model(name, config).fit(data.history)
+            future = known_future(data.history, data.as_of, config.horizon, data.promotions)
+            forecast = model.predict(data.history, data.as_of, config.horizon, future)
+            check_forecast(forecast, data.history["item_id"], config.horizon)
+
+        model.save(artifact_dir)
+        run_info = {
+            "run_id": run_id,
+            "model_name": name,
+            "model_version": probe.version,
+            "as_of_date": data.as_of.isoformat(),
+            "backtest_cutoffs": [c.isoformat() for c in result.cutoffs],
+            "backtest": summary,
+            "job_config": dataclasses.asdict(config),
+        }
+        (artifact_dir / "config.json").write_text(json.dumps(run_info, indent=2, default=str))
+
+        frame = forecast.assign(
+            run_id=run_id,
+            model_name=name,
+            model_version=probe.version,
+            as_of_date=pd.Timestamp(data.as_of),
+            predicted_at=pd.Timestamp.now(tz="UTC"),
+        )
+        rows = write_predictions(paths.warehouse, DEMAND_PRODUCT, frame)
+        run_metrics: dict[str, Any] = {**summary, "backtest_cutoffs": run_info["backtest_cutoffs"]}
+        with connect(paths.warehouse) as con:
+            finish_run(con, run_id, "succeeded", run_metrics, str(artifact_dir))
+        seconds = time.perf_counter() - started
+        console.log(f"{name}: wrote {rows} forecast rows as {run_id} ({seconds:.1f}s)")
+        return (
+            ModelRunResult(
+                name, run_id, "succeeded", rows, str(artifact_dir), summary, None, seconds
+            ),
+            metrics,
+        )
+    except Exception as exc:  # a failed model is recorded and the job goes on with the next
+        error = f"{type(exc).__name__}: {exc}"
+        with connect(paths.warehouse) as con:
+            finish_run(con, run_id, "failed", {"error": error})
+        console.log(f"[red]{name}: failed: {error}")
+        seconds = time.perf_counter() - started
+        return ModelRunResult(name, run_id, "failed", error=error, seconds=seconds), metrics
+
+
+def run_demand_forecast(
+    paths: Paths,
+    config: DemandJobConfig | None = None,
+    console: Console | None = None,
+) -> DemandJobResult:
+    """Backtest, register, forecast and promote every configured item demand model.
+
+    Raises DemandJobFailed (with the result attached) after finishing when any model failed.
+    """
+    config = config or DemandJobConfig()
+    console = console or Console(stderr=True)
+    started = time.perf_counter()
+    for name in config.models:
+        make_model(name, config)  # unknown names fail before anything is written
+
+    with console.status("loading marts.fct_item_daily_demand"):
+        data = load_demand_data(paths.warehouse)
+    console.log(
+        f"demand history: {data.n_items} items, {len(data.history)} rows, as of {data.as_of}"
+        + ("" if data.promotions is not None else " (no staged promotions)")
+    )
+    with connect(paths.warehouse) as con:
+        ensure_prediction_schema(con)
+    sha = git_sha()
+
+    runs: list[ModelRunResult] = []
+    metrics: list[pd.DataFrame] = []
+    for name in config.models:
+        run, run_metrics = _run_model(name, data, paths, config, sha, console)
+        runs.append(run)
+        metrics.append(run_metrics.assign(run_id=run.run_id))
+
+    promotions: list[Promotion] = []
+    with connect(paths.warehouse) as con:
+        for run in runs:
+            if run.status == "succeeded":
+                promotion = promote_if_better(con, run.run_id, DEMAND_PRODUCT)
+                promotions.append(promotion)
+                console.log(f"{run.model_name}: {promotion.reason}")
+        champion = current_champion(con, DEMAND_PRODUCT)
+
+    result = DemandJobResult(
+        as_of_date=data.as_of,
+        n_items=data.n_items,
+        runs=runs,
+        promotions=promotions,
+        champion_run_id=champion["run_id"] if champion else None,
+        backtest=pd.concat(metrics, ignore_index=True),
+        seconds=time.perf_counter() - started,
+    )
+    console.log(f"champion: {result.champion_run_id} ({result.seconds:.1f}s in all)")
+    if result.failed:
+        raise DemandJobFailed(result)
+    return result
