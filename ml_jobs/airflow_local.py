@@ -31,6 +31,9 @@ def airflow_env(paths: Paths) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__OPENLINEAGE__DISABLED": "True",
+        "AIRFLOW__OPENLINEAGE__NAMESPACE": "basketcast",
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get(
             "AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"
         ),

@@ -13,7 +13,8 @@ from ml_jobs.config import REPO_ROOT, Paths
 from ml_jobs.warehouse import connect
 
 EXAMPLE_QUERIES = REPO_ROOT / "examples" / "queries"
-console = Console()
+# Wide enough for the example tables when output goes to a file or CI log.
+console = Console(width=shutil.get_terminal_size((150, 40)).columns)
 
 
 def run_demo(paths: Paths, fresh: bool = False) -> None:
@@ -27,12 +28,10 @@ def run_demo(paths: Paths, fresh: bool = False) -> None:
     run_dag("basketcast_daily", paths, conf={"generate_if_missing": True})
     elapsed = time.perf_counter() - started
     console.rule(f"[bold green]pipeline finished in {elapsed:.0f} s")
-    console.print(
-        f"warehouse: [bold]{paths.warehouse}[/]  (DuckDB; open it with any DuckDB client)"
-    )
-    console.print(
-        f"try: [bold]basketcast query @{EXAMPLE_QUERIES.relative_to(REPO_ROOT)}/...sql[/]\n"
-    )
+    console.print(f"warehouse: [bold]{paths.warehouse}[/] (DuckDB; any DuckDB client opens it)")
+    console.print(f"online store: [bold]{paths.feast / 'online_store.db'}[/] (Feast, SQLite)")
+    folder = EXAMPLE_QUERIES.relative_to(REPO_ROOT)
+    console.print(f"ask your own: [bold].venv/bin/basketcast query @{folder}/<file>.sql[/]\n")
     for path in sorted(EXAMPLE_QUERIES.glob("*.sql")):
         print_query(paths, f"@{path}", limit=5)
 

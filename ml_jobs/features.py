@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -209,10 +210,13 @@ def _count_entities(path: str, join_key: str, ts: str, start: datetime, end: dat
 def _offline_session() -> Iterator[None]:
     """Close the in-memory DuckDB connection Feast's offline store opens through ibis.
 
-    ibis keeps it in a module global; left open, duckdb reports it as leaked at exit.
+    ibis keeps it in a module global; left open, duckdb reports it as leaked at exit. ibis's own
+    deprecation notices about duckdb's API are silenced here too: they are not ours to act on.
     """
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
+            yield
     finally:
         import ibis
 
