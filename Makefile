@@ -14,7 +14,7 @@ export FEAST_USAGE := False
 export AIRFLOW__USAGE_DATA_COLLECTION__ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 
-.PHONY: env demo test lint services pipeline clean
+.PHONY: env demo test lint services pipeline airflow clean
 
 env: $(VENV)/.installed
 
@@ -35,6 +35,11 @@ demo: env
 
 pipeline: env
 	$(BIN)/basketcast run
+
+# Airflow UI with the basketcast DAGs (SQLite metadata; set BASKETCAST_AIRFLOW_DB to a
+# postgresql+psycopg2:// URL for Postgres metadata). Prints the URL and login.
+airflow: env
+	$(BIN)/python -m ml_jobs.airflow_local --standalone
 
 services:
 	@bash .ci/services.sh

@@ -41,8 +41,10 @@ def run_once(paths: Paths, sizes: dict[str, int]) -> dict[str, float]:
     steps: dict[str, Callable[[], object]] = {
         "generate": lambda: pipeline.generate(paths, **sizes),
         "dbt build (warehouse)": lambda: pipeline.build_warehouse(paths),
+        "quality gate": lambda: pipeline.quality_gate(paths),
         "feast apply + materialize": lambda: pipeline.publish_features(paths),
-        "forecast (backtest, train, predict)": lambda: pipeline.forecast_demand(paths),
+        "train (backtest, train, promote)": lambda: pipeline.train_demand(paths),
+        "predict (champions, write-back)": lambda: pipeline.predict_champions(paths),
         "dbt build (consumers)": lambda: pipeline.build_consumers(paths),
     }
     return {name: timed(step) for name, step in steps.items()}

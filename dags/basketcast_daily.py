@@ -1,57 +1,67 @@
-"""basketcast_daily: raw behaviour logs to published demand forecasts, once a day.
+"""basketcast_daily: raw behaviour logs to published predictions, once a day.
 
-    generate_or_ingest → dbt_build_warehouse → feast_publish → forecast_demand → dbt_build_consumers
+    ingest → dbt_build_warehouse → quality_gate → feast_materialize → predict_champions
 
-Every task calls one function of `ml_jobs.pipeline`, the same function the CLI and the tests
-call. Heavy libraries (dbt, Feast, torch, XGBoost) are imported inside the tasks so the DAG file
-parses fast. Tasks find the data through the `BASKETCAST_HOME` environment variable of the
-worker. Writers of the DuckDB warehouse run one after another: the chain is linear.
+- `ingest` makes sure the raw layer holds data (a synthetic shop when asked and none exists).
+- `dbt_build_warehouse` builds staging, marts and the Parquet feature exports, with their tests;
+  a failing dbt test fails the task and nothing downstream is published.
+- `quality_gate` checks the load reconciles (rows in = clean + rejected) and that rejects stay
+  under the allowed share before anything is published.
+- `feast_materialize` loads the feature snapshots of the run's data interval into the online
+  store.
+- `predict_champions` scores every product's champion model as of the interval and writes the
+  predictions atomically; runs are keyed by (model run, as-of date), so rerunning a date
+  replaces its rows. A product with no champion yet is trained first (bootstrap).
+
+Consumer marts refresh in `basketcast_consumers`, scheduled on the PREDICTIONS Asset this DAG
+updates. Every task calls one function of `ml_jobs.pipeline`, the same one the CLI and the tests
+call; heavy libraries are imported inside the tasks. Tasks find the data through the worker's
+`BASKETCAST_HOME`.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import Param, dag, get_current_context, task
 
-DEFAULT_ARGS = {
-    "owner": "basketcast",
-    "retries": 1,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": True,
-}
+from ml_jobs.dag_common import (
+    DEFAULT_ARGS,
+    MARTS,
+    PREDICTIONS,
+    START,
+    WAREHOUSE_POOL,
+    interval_dates,
+)
 
 
 @dag(
     dag_id="basketcast_daily",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=START,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["basketcast"],
     params={
         "generate_if_missing": Param(
-            True, type="boolean", description="Write a synthetic shop when no raw data exists."
+            False, type="boolean", description="Write a synthetic shop when no raw data exists."
+        ),
+        "max_rejected_share": Param(
+            0.05, type="number", description="Largest share of rejected rows per raw table."
         ),
     },
     doc_md=__doc__,
 )
 def basketcast_daily() -> None:
     @task
-    def generate_or_ingest() -> dict[str, int]:
+    def ingest() -> dict[str, int]:
         """Make sure the raw layer holds data; a synthetic shop when asked and none exists."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        paths = Paths.from_env()
-        if pipeline.raw_is_present(paths):
-            return {}
-        if not get_current_context()["params"]["generate_if_missing"]:
-            raise pipeline.MissingInputError(f"no raw data under {paths.raw}")
-        return pipeline.generate(paths)
+        params = get_current_context()["params"]
+        return pipeline.ingest(Paths.from_env(), generate_if_missing=params["generate_if_missing"])
 
-    @task
+    @task(pool=WAREHOUSE_POOL, outlets=[MARTS])
     def dbt_build_warehouse() -> None:
         """dbt build of staging, marts and the Parquet feature exports, with their tests."""
         from ml_jobs import pipeline
@@ -60,35 +70,40 @@ def basketcast_daily() -> None:
         pipeline.build_warehouse(Paths.from_env())
 
     @task
-    def feast_publish() -> int:
-        """feast apply, then materialize the newest features into the online store."""
+    def quality_gate() -> dict[str, object]:
+        """Stop publication when the load does not reconcile or rejects too many rows."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        return pipeline.publish_features(Paths.from_env())
+        params = get_current_context()["params"]
+        return pipeline.quality_gate(
+            Paths.from_env(), max_rejected_share=params["max_rejected_share"]
+        )
 
     @task
-    def forecast_demand() -> dict[str, object]:
-        """Backtest, train and predict the demand models; write predictions and registry."""
+    def feast_materialize() -> int:
+        """Load the feature snapshots of this run's data interval into the online store."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        return pipeline.forecast_demand(Paths.from_env())
+        start, end = interval_dates(get_current_context())
+        return pipeline.publish_features(Paths.from_env(), start=start, end=end)
 
-    @task
-    def dbt_build_consumers() -> None:
-        """dbt build of the consumer marts over the champion's newest forecast."""
+    @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
+    def predict_champions() -> dict[str, object]:
+        """Score every product's champion as of the data interval; write predictions."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        pipeline.build_consumers(Paths.from_env())
+        _, end = interval_dates(get_current_context())
+        return pipeline.predict_champions(Paths.from_env(), interval_end=end)
 
     (
-        generate_or_ingest()
+        ingest()
         >> dbt_build_warehouse()
-        >> feast_publish()
-        >> forecast_demand()
-        >> dbt_build_consumers()
+        >> quality_gate()
+        >> feast_materialize()
+        >> predict_champions()
     )
 
 

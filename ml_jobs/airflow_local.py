@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
-from ml_jobs.config import DAGS_DIR, QUIET_ENV, Paths
+from ml_jobs.config import AIRFLOW_POOLS, DAGS_DIR, QUIET_ENV, Paths
 
 
 class DagRunFailed(RuntimeError):
@@ -27,6 +28,8 @@ def airflow_env(paths: Paths) -> dict[str, str]:
         **QUIET_ENV,
         **paths.env(),
         "AIRFLOW_HOME": str(home),
+        # Airflow starts its own `airflow ...` sub-processes: they must come from this venv.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -41,13 +44,25 @@ def airflow_env(paths: Paths) -> dict[str, str]:
 
 
 def migrate(paths: Paths) -> None:
-    """Create or upgrade the SQLite metadata database (`airflow db migrate`), once."""
+    """Create or upgrade the SQLite metadata database and the basketcast pools, once."""
     paths.airflow.mkdir(parents=True, exist_ok=True)
     marker = paths.airflow / ".migrated"
     if marker.exists():
         return
     _run([sys.executable, "-m", "airflow", "db", "migrate"], paths)
+    _run([sys.executable, "-m", "airflow", "pools", "import", str(write_pools(paths))], paths)
     marker.touch()
+
+
+def write_pools(paths: Paths) -> Path:
+    """The DAGs' pools (ml_jobs.config.AIRFLOW_POOLS) as a file `airflow pools import` reads."""
+    pools = {
+        name: {"slots": slots, "description": description, "include_deferred": False}
+        for name, (slots, description) in AIRFLOW_POOLS.items()
+    }
+    target = paths.airflow / "pools.json"
+    target.write_text(json.dumps(pools, indent=2))
+    return target
 
 
 def run_dag(
@@ -81,6 +96,38 @@ def _run(cmd: list[str], paths: Paths) -> None:
         raise DagRunFailed(f"{' '.join(cmd[2:5])} failed (exit {child.returncode}); see log above")
 
 
+def standalone(paths: Paths, port: int = 8080) -> int:
+    """`airflow standalone` with the basketcast DAGs loaded; prints the URL and login.
+
+    Metadata lives in SQLite under `$BASKETCAST_HOME/airflow` unless BASKETCAST_AIRFLOW_DB holds
+    a SQLAlchemy URL (e.g. postgresql+psycopg2://user@127.0.0.1:5432/airflow).
+    """
+    import time
+
+    env = airflow_env(paths)
+    env["AIRFLOW__API__PORT"] = str(port)
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
+    if os.environ.get("BASKETCAST_AIRFLOW_DB"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = os.environ["BASKETCAST_AIRFLOW_DB"]
+        (paths.airflow / ".migrated").unlink(missing_ok=True)
+    migrate(paths)
+    passwords = paths.airflow / "simple_auth_manager_passwords.json.generated"
+    with subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env) as server:
+        for _ in range(240):
+            if passwords.exists() or server.poll() is not None:
+                break
+            time.sleep(0.5)
+        if passwords.exists():
+            login = json.loads(passwords.read_text()).get("admin", "(see the log above)")
+            print(f"\nAirflow UI: http://127.0.0.1:{port}  login: admin / {login}", flush=True)
+            print(f"DAGs from {DAGS_DIR}; metadata: {env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}")
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            server.terminate()
+            return server.wait()
+
+
 def _child(dag_id: str, logical_date: str, conf: str) -> int:
     """Inside the child process: load the DAG from the dags folder and test it."""
     from airflow.dag_processing.dagbag import DagBag
@@ -102,4 +149,6 @@ def _child(dag_id: str, logical_date: str, conf: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--standalone"]:
+        sys.exit(standalone(Paths.from_env()))
     sys.exit(_child(*sys.argv[1:4]))

@@ -24,6 +24,15 @@ DAGS_DIR = REPO_ROOT / "dags"
 
 RAW_TABLES = ("events", "order_lines", "items", "reviews", "inventory_snapshots", "promotions")
 
+# Airflow pools the DAGs use: DuckDB takes one writer per file, so warehouse writers share a
+# single slot; training gets one slot per GPU. Created by the local runner and `make airflow`.
+WAREHOUSE_POOL = "basketcast_warehouse"
+GPU_POOL = "basketcast_gpu"
+AIRFLOW_POOLS = {
+    WAREHOUSE_POOL: (1, "DuckDB has one writer per file: warehouse writers run one at a time"),
+    GPU_POOL: (1, "Model training; one slot per GPU"),
+}
+
 # Nothing here may wait on the network: the libraries' usage tracking is switched off.
 QUIET_ENV = {
     "DO_NOT_TRACK": "1",

@@ -18,14 +18,21 @@ console = Console(width=shutil.get_terminal_size((150, 40)).columns)
 
 
 def run_demo(paths: Paths, fresh: bool = False) -> None:
-    """Run basketcast_daily end to end on synthetic data and print example queries."""
+    """A synthetic shop through basketcast_daily and basketcast_consumers, then example SQL."""
+    from ml_jobs import pipeline
     from ml_jobs.airflow_local import run_dag
 
     if fresh and paths.home.exists():
         shutil.rmtree(paths.home)
     started = time.perf_counter()
-    console.rule("[bold]basketcast demo: basketcast_daily through Airflow dag.test()")
-    run_dag("basketcast_daily", paths, conf={"generate_if_missing": True})
+    if not pipeline.raw_is_present(paths):
+        console.rule("[bold]basketcast demo: a synthetic shop")
+        rows = pipeline.generate(paths)
+        console.print(", ".join(f"{table} {count:,}" for table, count in rows.items()))
+    logical = pipeline.next_logical_date(paths)
+    for dag_id in ("basketcast_daily", "basketcast_consumers"):
+        console.rule(f"[bold]{dag_id} at {logical:%Y-%m-%d} through Airflow dag.test()")
+        run_dag(dag_id, paths, logical_date=logical)
     elapsed = time.perf_counter() - started
     console.rule(f"[bold green]pipeline finished in {elapsed:.0f} s")
     console.print(f"warehouse: [bold]{paths.warehouse}[/] (DuckDB; any DuckDB client opens it)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 
@@ -21,9 +21,49 @@ class MissingInputError(RuntimeError):
     """A step was asked to run before the step that feeds it."""
 
 
+class QualityGateFailed(RuntimeError):
+    """The newest load does not reconcile or rejected too much: nothing may be published."""
+
+
 def raw_is_present(paths: Paths) -> bool:
     """True when every raw table has at least one Parquet file."""
     return all(any(paths.raw_table(t).glob("*.parquet")) for t in RAW_TABLES)
+
+
+def raw_data_end(paths: Paths) -> date:
+    """The last day the raw order lines cover: the natural logical date of a run on them."""
+    if not raw_is_present(paths):
+        raise MissingInputError(f"no raw data under {paths.raw}")
+    con = duckdb.connect()
+    try:
+        glob = paths.raw_table("order_lines") / "*.parquet"
+        (newest,) = con.execute(f"select max(order_ts) from read_parquet('{glob}')").fetchone()
+    finally:
+        con.close()
+    if newest is None:
+        raise MissingInputError(f"raw order_lines under {paths.raw} hold no rows")
+    return newest.astimezone(UTC).date()
+
+
+def next_logical_date(paths: Paths) -> datetime:
+    """The logical date of the daily run that covers the newest raw day.
+
+    A daily run's data interval ends at its logical date, so the run for day D is stamped
+    D + 1 at 00:00 UTC.
+    """
+    return datetime.combine(raw_data_end(paths) + timedelta(days=1), datetime.min.time(), UTC)
+
+
+def ingest(paths: Paths, generate_if_missing: bool = False) -> dict[str, int]:
+    """Make sure the raw layer holds data; with `generate_if_missing`, a synthetic shop."""
+    if raw_is_present(paths):
+        return {}
+    if not generate_if_missing:
+        raise MissingInputError(
+            f"no raw data under {paths.raw}: land files there (see docs/contracts.md), run an "
+            "ingest adapter, or `basketcast generate`"
+        )
+    return generate(paths)
 
 
 def generate(paths: Paths, **sizes: int) -> dict[str, int]:
@@ -46,6 +86,49 @@ def build_warehouse(paths: Paths) -> None:
     dbt_runner.build_warehouse(paths)
 
 
+def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, object]:
+    """Check the newest load in `audit.reconciliation` before anything is published.
+
+    Fails when, for any raw table, rows in != rows clean + rows rejected, when more than
+    `max_rejected_share` of its rows were rejected, or when events or order lines kept no
+    clean row at all. Returns the per-table counts when the load passes.
+    """
+    from ml_jobs.warehouse import connect
+
+    with connect(paths.warehouse, read_only=True) as con:
+        found = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'audit' and table_name = 'reconciliation'"
+        ).fetchone()[0]
+        if not found:
+            raise QualityGateFailed(
+                f"audit.reconciliation is missing from {paths.warehouse}: run dbt build first"
+            )
+        newest = con.execute(
+            """select source_table, rows_in, rows_clean, rows_rejected
+               from audit.reconciliation
+               where loaded_at = (select max(loaded_at) from audit.reconciliation)
+               order by source_table"""
+        ).fetchall()
+    problems: list[str] = []
+    counts: dict[str, object] = {}
+    for table, rows_in, clean, rejected in newest:
+        counts[table] = {"in": rows_in, "clean": clean, "rejected": rejected}
+        if rows_in != clean + rejected:
+            problems.append(f"{table}: {rows_in} rows in != {clean} clean + {rejected} rejected")
+        if rows_in and rejected / rows_in > max_rejected_share:
+            problems.append(
+                f"{table}: {rejected / rows_in:.1%} of rows rejected "
+                f"(allowed {max_rejected_share:.1%}); see audit.rejected_rows"
+            )
+    for table in ("events", "order_lines"):
+        if table in counts and counts[table]["clean"] == 0:  # type: ignore[index]
+            problems.append(f"{table}: no clean rows in this load")
+    if problems:
+        raise QualityGateFailed("quality gate failed: " + "; ".join(problems))
+    return counts
+
+
 def feature_window_end(paths: Paths) -> datetime:
     """Just after the newest feature snapshot dbt exported: the end of what to materialize."""
     files = [paths.exports / "user_features.parquet", paths.exports / "item_features.parquet"]
@@ -63,21 +146,70 @@ def feature_window_end(paths: Paths) -> datetime:
     return newest.astimezone(UTC) + timedelta(seconds=1)
 
 
-def publish_features(paths: Paths) -> int:
-    """Register the Feast definitions and load the newest features into the online store."""
+def _as_utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    stamp = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def publish_features(
+    paths: Paths, start: datetime | str | None = None, end: datetime | str | None = None
+) -> int:
+    """Register the Feast definitions and load feature snapshots into the online store.
+
+    With `start`/`end` (a DAG run's data interval) only snapshots stamped inside it are
+    loaded; `end` never goes past the newest exported snapshot. Without them, each view picks
+    up from where its last load ended.
+    """
     from ml_jobs import features
 
     features.apply(paths)
-    return features.materialize(paths, end=feature_window_end(paths))
+    newest = feature_window_end(paths)
+    stop = min(_as_utc(end) or newest, newest)
+    begin = _as_utc(start)
+    if begin is not None and begin >= stop:
+        return 0
+    return features.materialize(paths, end=stop, start=begin)
 
 
-def forecast_demand(paths: Paths) -> dict[str, object]:
-    """Backtest, train and predict every demand model; write forecasts and registry rows."""
+def train_demand(paths: Paths) -> dict[str, object]:
+    """Backtest, train and predict every demand model; write forecasts, registry, champion."""
     from ml_jobs.demand.job import DemandJobConfig, run_demand_forecast
 
     result = run_demand_forecast(paths, DemandJobConfig())
     # A JSON-safe summary: the DAG passes it on as an XCom.
     return json.loads(json.dumps(asdict(result), default=str))
+
+
+def predict_users(paths: Paths) -> dict[str, object]:
+    """User models: backtest, fit, write propensity, category affinity and recommendations."""
+    from ml_jobs.users.job import run_user_models
+
+    result = run_user_models(paths)
+    summary = asdict(result)
+    summary["backtest"] = result.backtest.to_dict(orient="records")
+    return json.loads(json.dumps(summary, default=str))
+
+
+def predict_champions(
+    paths: Paths, interval_end: datetime | str | None = None
+) -> dict[str, object]:
+    """Score every product's champion as of the day before `interval_end` and write it back.
+
+    A product without a champion is trained first, so a fresh install bootstraps itself.
+    """
+    from ml_jobs.demand.champion import predict_with_champion
+
+    end = _as_utc(interval_end)
+    as_of = None if end is None else (end - timedelta(days=1)).date()
+    summary: dict[str, object] = {}
+    demand = predict_with_champion(paths, as_of=as_of)
+    if demand is None:
+        summary["item_demand_forecast"] = {"bootstrap": train_demand(paths)}
+    else:
+        summary["item_demand_forecast"] = json.loads(json.dumps(asdict(demand), default=str))
+    return summary
 
 
 def build_consumers(paths: Paths) -> None:
@@ -88,13 +220,12 @@ def build_consumers(paths: Paths) -> None:
 
 
 def run_all(paths: Paths, generate_if_missing: bool = True) -> dict[str, object]:
-    """Every step in order, in this process (the DAG runs the same steps as tasks)."""
-    summary: dict[str, object] = {}
-    if generate_if_missing and not raw_is_present(paths):
-        summary["generate"] = generate(paths)
+    """Every step in order, in this process (the DAGs run the same steps as tasks)."""
+    summary: dict[str, object] = {"ingest": ingest(paths, generate_if_missing)}
     build_warehouse(paths)
+    summary["quality"] = quality_gate(paths)
     summary["materialized"] = publish_features(paths)
-    summary["forecast"] = forecast_demand(paths)
+    summary["predictions"] = predict_champions(paths)
     build_consumers(paths)
     summary["finished_at"] = datetime.now(UTC).isoformat()
     return summary

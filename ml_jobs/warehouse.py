@@ -6,6 +6,8 @@ closes it before returning; nothing holds the warehouse open between steps.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +31,22 @@ PREDICTION_TABLES: dict[str, str] = {
     p10 DOUBLE NOT NULL,
     p50 DOUBLE NOT NULL,
     p90 DOUBLE NOT NULL""",
+    "user_purchase_propensity": """
+    user_id BIGINT NOT NULL,
+    window_days INTEGER NOT NULL,
+    p_purchase DOUBLE NOT NULL,
+    expected_spend DOUBLE NOT NULL,
+    decile INTEGER NOT NULL""",
+    "user_category_affinity": """
+    user_id BIGINT NOT NULL,
+    category_id BIGINT NOT NULL,
+    score DOUBLE NOT NULL,
+    rank INTEGER NOT NULL""",
+    "user_item_recommendations": """
+    user_id BIGINT NOT NULL,
+    item_id BIGINT NOT NULL,
+    score DOUBLE NOT NULL,
+    rank INTEGER NOT NULL""",
 }
 
 DDL = [
@@ -64,7 +82,11 @@ DDL = [
 
 
 def _latest_view(table: str) -> str:
-    """The champion's newest succeeded run of one prediction table."""
+    """The newest as-of date of the champion's newest succeeded run of one prediction table.
+
+    A training run writes its forecast once; daily batch prediction then writes the same
+    champion run for each new as-of date, so a run holds one block of rows per as-of date.
+    """
     return f"""CREATE OR REPLACE VIEW predictions.{table}_latest AS
     WITH champion_run AS (
         SELECT r.run_id
@@ -73,15 +95,49 @@ def _latest_view(table: str) -> str:
           AND r.run_id IN (SELECT DISTINCT run_id FROM predictions.{table})
         ORDER BY r.trained_at DESC, r.run_id DESC
         LIMIT 1
+    ),
+    newest AS (
+        SELECT p.run_id, max(p.as_of_date) AS as_of_date
+        FROM predictions.{table} p JOIN champion_run USING (run_id)
+        GROUP BY p.run_id
     )
-    SELECT p.* FROM predictions.{table} p JOIN champion_run USING (run_id)"""
+    SELECT p.* FROM predictions.{table} p JOIN newest USING (run_id, as_of_date)"""
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process held the DuckDB warehouse's write lock for longer than we would wait."""
+
+
+def lock_timeout_s() -> float:
+    """How long a writer waits for the warehouse lock (env BASKETCAST_LOCK_TIMEOUT_S)."""
+    return float(os.environ.get("BASKETCAST_LOCK_TIMEOUT_S", "300"))
 
 
 @contextmanager
 def connect(warehouse: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection that is always closed, so dbt can take the file next."""
+    """A short-lived connection that is always closed, so dbt can take the file next.
+
+    DuckDB allows one writing process per file. When another process holds the file, this
+    waits (polling) up to `lock_timeout_s()` and then fails with a message naming the file,
+    never touching it in the meantime.
+    """
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(warehouse), read_only=read_only)
+    deadline = time.monotonic() + lock_timeout_s()
+    while True:
+        try:
+            con = duckdb.connect(str(warehouse), read_only=read_only)
+            break
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusyError(
+                    f"the warehouse {warehouse} is locked by another process (a dbt build or a "
+                    f"prediction write?) and stayed locked for {lock_timeout_s():.0f} s; wait "
+                    "for it to finish or raise BASKETCAST_LOCK_TIMEOUT_S. DuckDB said: "
+                    f"{error}"
+                ) from error
+            time.sleep(0.5)
     try:
         yield con
     finally:
@@ -98,10 +154,11 @@ def ensure_prediction_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def write_predictions(warehouse: Path, table: str, frame: pd.DataFrame) -> int:
-    """Replace one run's rows of a prediction table in a single transaction.
+    """Replace the rows of each (run_id, as_of_date) in `frame` in a single transaction.
 
-    `frame` holds exactly the table's columns (run columns included) for one or more run_ids.
-    Readers see the previous content or the new one, never a part. Returns rows written.
+    `frame` holds exactly the table's columns (run columns included). Readers see the previous
+    content or the new one, never a part; writing the same run and as-of date again replaces
+    it, so a rerun never duplicates rows. Returns rows written.
     """
     if table not in PREDICTION_TABLES:
         known = list(PREDICTION_TABLES)
@@ -112,12 +169,14 @@ def write_predictions(warehouse: Path, table: str, frame: pd.DataFrame) -> int:
         missing = sorted(set(columns) - set(frame.columns))
         if missing:
             raise ValueError(f"predictions.{table}: frame lacks columns {missing}")
-        run_ids = sorted(frame["run_id"].unique().tolist())
         con.register("incoming", frame[columns])
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(
-                f"DELETE FROM predictions.{table} WHERE run_id IN (SELECT unnest(?))", [run_ids]
+                f"""DELETE FROM predictions.{table} AS p
+                USING (SELECT DISTINCT run_id, CAST(as_of_date AS DATE) AS as_of_date
+                       FROM incoming) AS k
+                WHERE p.run_id = k.run_id AND p.as_of_date = k.as_of_date"""
             )
             con.execute(f"INSERT INTO predictions.{table} SELECT * FROM incoming")
             con.execute("COMMIT")

@@ -1,18 +1,26 @@
-"""End to end: a tiny synthetic shop through the real Airflow DAG (`dag.test()`), real dbt on
+"""End to end: a tiny synthetic shop through the real Airflow DAGs (`dag.test()`), real dbt on
 DuckDB, real Feast (DuckDB offline store + SQLite online store) and the real models.
 
-One DAG run is shared by every test in this module; each test checks one invariant of what the
-run left in the warehouse and the online store.
+One daily + consumers run is shared by the tests of this module; the reruns, the weekly
+training DAG and the failing quality gate build on it in order.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from ml_jobs import pipeline
-from ml_jobs.airflow_local import run_dag
+from ml_jobs.airflow_local import DagRunFailed, run_dag
 from ml_jobs.config import Paths
 
 pytestmark = pytest.mark.e2e
@@ -22,10 +30,14 @@ TINY_SHOP = {"users": 150, "items": 16, "days": 150, "seed": 11}
 
 
 @pytest.fixture(scope="module")
-def shop(module_home: Paths) -> Paths:
+def shop(module_home: Paths) -> Iterator[Paths]:
+    os.environ["BASKETCAST_TASK_RETRIES"] = "0"  # a failing task fails the run at once
     pipeline.generate(module_home, **TINY_SHOP)
-    run_dag("basketcast_daily", module_home)
-    return module_home
+    logical = pipeline.next_logical_date(module_home)
+    run_dag("basketcast_daily", module_home, logical_date=logical)
+    run_dag("basketcast_consumers", module_home, logical_date=logical)
+    yield module_home
+    os.environ.pop("BASKETCAST_TASK_RETRIES", None)
 
 
 def query(paths: Paths, sql: str) -> pd.DataFrame:
@@ -36,19 +48,27 @@ def query(paths: Paths, sql: str) -> pd.DataFrame:
         con.close()
 
 
+def content_checksum(paths: Paths, table: str, ignore: tuple[str, ...] = ()) -> str:
+    """Order-independent checksum of a table's content, audit timestamps left out."""
+    frame = query(paths, f"select * from {table}").drop(columns=list(ignore))
+    rows = sorted(frame.astype(str).agg("|".join, axis=1))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
 def test_every_run_forecasts_every_item_for_every_horizon(shop: Paths) -> None:
-    runs = query(
+    blocks = query(
         shop,
-        """select run_id, count(*) as n_rows, count(distinct item_id) as n_items,
+        """select run_id, as_of_date, count(*) as n_rows, count(distinct item_id) as n_items,
                   min(horizon) as h_min, max(horizon) as h_max
-           from predictions.item_demand_forecast group by run_id""",
+           from predictions.item_demand_forecast group by run_id, as_of_date""",
     )
     n_items = query(shop, "select count(*) as n from marts.dim_items")["n"].item()
     assert n_items == TINY_SHOP["items"]
-    assert len(runs) >= 2  # the seasonal-naive baseline and XGBoost
-    assert (runs["n_rows"] == n_items * HORIZON).all()
-    assert (runs["n_items"] == n_items).all()
-    assert (runs["h_min"] == 1).all() and (runs["h_max"] == HORIZON).all()
+    assert len(blocks) >= 2  # the seasonal-naive baseline and XGBoost, trained at bootstrap
+    assert (blocks["n_rows"] == n_items * HORIZON).all()
+    assert (blocks["n_items"] == n_items).all()
+    assert (blocks["h_min"] == 1).all() and (blocks["h_max"] == HORIZON).all()
+    assert str(blocks["as_of_date"].max().date()) == str(pipeline.raw_data_end(shop))
 
 
 def test_forecast_quantiles_are_ordered_and_non_negative(shop: Paths) -> None:
@@ -65,7 +85,9 @@ def test_latest_view_shows_one_champion_run(shop: Paths) -> None:
     runs = query(shop, "select * from ml.model_runs")
     assert set(runs["status"]) == {"succeeded"}
     assert runs["is_champion"].sum() == 1
-    latest = query(shop, "select distinct run_id from predictions.item_demand_forecast_latest")
+    latest = query(
+        shop, "select distinct run_id, as_of_date from predictions.item_demand_forecast_latest"
+    )
     champion = runs.loc[runs["is_champion"], "run_id"].item()
     assert latest["run_id"].tolist() == [champion]
 
@@ -105,3 +127,62 @@ def test_backtest_metrics_recorded_for_each_model(shop: Paths) -> None:
     assert len(metrics) >= 2
     assert (metrics["cutoffs"] >= 2).all()
     assert (metrics["n"] >= 5).all()  # wape, mase, pinball per quantile, coverage, bias
+
+
+def test_rerunning_a_date_leaves_the_warehouse_as_one_run_would(shop: Paths) -> None:
+    tables = {
+        "predictions.item_demand_forecast": ("predicted_at",),
+        "consumers.inventory_replenishment_plan": (),
+        "marts.fct_item_daily_demand": (),
+    }
+    before = {t: content_checksum(shop, t, ignore) for t, ignore in tables.items()}
+    rows_before = query(shop, "select count(*) as n from predictions.item_demand_forecast")
+    logical = pipeline.next_logical_date(shop)
+    run_dag("basketcast_daily", shop, logical_date=logical)
+    run_dag("basketcast_consumers", shop, logical_date=logical)
+    after = {t: content_checksum(shop, t, ignore) for t, ignore in tables.items()}
+    assert after == before
+    rows_after = query(shop, "select count(*) as n from predictions.item_demand_forecast")
+    assert rows_after["n"].item() == rows_before["n"].item()
+
+
+def test_weekly_training_registers_new_runs_and_keeps_one_champion(shop: Paths) -> None:
+    runs_before = query(shop, "select count(*) as n from ml.model_runs")["n"].item()
+    run_dag("basketcast_train", shop, logical_date=pipeline.next_logical_date(shop))
+    runs = query(shop, "select * from ml.model_runs")
+    assert len(runs) > runs_before
+    assert set(runs["status"]) == {"succeeded"}
+    assert runs.groupby("run_id").size().max() == 1
+    assert runs["is_champion"].sum() == 1
+
+
+def test_failing_quality_gate_publishes_nothing(shop: Paths, tmp_path: Path) -> None:
+    # A copy of the healthy shop whose next load is one third garbage event types.
+    home = Paths(tmp_path / "home")
+    shutil.copytree(shop.home, home.home, ignore=shutil.ignore_patterns("airflow"))
+    os.environ["BASKETCAST_HOME"] = str(home.home)
+    try:
+        events = pq.read_table(next(home.raw_table("events").glob("*.parquet")))
+        bad = events.slice(0, len(events) // 2)
+        bad = bad.set_column(
+            bad.schema.get_field_index("event_type"),
+            "event_type",
+            pa.array(["teleport"] * len(bad), pa.string()),
+        )
+        bad = bad.set_column(
+            bad.schema.get_field_index("event_id"),
+            "event_id",
+            pa.array(range(10**12, 10**12 + len(bad)), pa.int64()),
+        )
+        pq.write_table(bad, home.raw_table("events") / "part-99999.parquet")
+        published = content_checksum(home, "predictions.item_demand_forecast")
+        with pytest.raises(DagRunFailed):
+            run_dag("basketcast_daily", home, logical_date=pipeline.next_logical_date(home))
+        assert content_checksum(home, "predictions.item_demand_forecast") == published
+        rejected = query(
+            home,
+            "select count(*) as n from audit.rejected_rows where source_table = 'events'",
+        )
+        assert rejected["n"].item() >= len(bad)
+    finally:
+        os.environ["BASKETCAST_HOME"] = str(shop.home)

@@ -1,0 +1,47 @@
+"""What the basketcast DAGs share: defaults, pools, queues and the Assets they exchange.
+
+Imported by the DAG files at parse time, so it stays free of heavy imports (only airflow.sdk
+and ml_jobs.config).
+
+Pools (defined in ml_jobs.config, created by `make airflow` and the local `dag.test()` runner):
+- `basketcast_warehouse` (1 slot): DuckDB takes one writer per file, so every task that writes
+  the warehouse (dbt builds, prediction write-back) runs in this pool, one at a time.
+- `basketcast_gpu` (1 slot per GPU): model training. With the CeleryExecutor these tasks also go
+  to the `gpu` queue, served by a worker on a GPU machine; the job itself picks CUDA when present.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset
+
+from ml_jobs.config import GPU_POOL, WAREHOUSE_POOL
+
+OWNER = "basketcast"
+START = datetime(2026, 1, 1)
+
+__all__ = ["GPU_POOL", "WAREHOUSE_POOL"]
+GPU_QUEUE = "gpu"
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    # BASKETCAST_TASK_RETRIES=0 makes a failing local test run fail at once.
+    "retries": int(os.environ.get("BASKETCAST_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+# Assets: the warehouse tables other DAGs react to.
+MARTS = Asset("basketcast://warehouse/marts")
+PREDICTIONS = Asset("basketcast://warehouse/predictions")
+CONSUMERS = Asset("basketcast://warehouse/consumers")
+
+
+def interval_dates(context: dict) -> tuple[str, str]:
+    """The run's data interval as ISO timestamps (start inclusive, end exclusive)."""
+    start = context.get("data_interval_start") or context["logical_date"]
+    end = context.get("data_interval_end") or context["logical_date"]
+    return start.isoformat(), end.isoformat()
