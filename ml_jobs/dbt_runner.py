@@ -8,6 +8,7 @@ writes to it, so a run creates it first.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,10 +65,19 @@ def _failures(result: object) -> list[str]:
     return failures
 
 
-def run_dbt(args: list[str], paths: Paths, *, quiet: bool = True) -> None:
+def run_dbt(
+    args: list[str],
+    paths: Paths,
+    *,
+    quiet: bool = True,
+    target: str | None = None,
+    variables: dict[str, object] | None = None,
+) -> None:
     """Run one dbt command (e.g. ``["build", "--select", "marts"]``) against `paths`.
 
-    Raises DbtError naming the failing nodes and their messages when the command fails.
+    `target` picks a profile output (``duckdb`` by default, ``postgres``); `variables` are
+    passed as ``--vars``. Raises DbtError naming the failing nodes and their messages when
+    the command fails.
     """
     from dbt.cli.main import dbtRunner
 
@@ -75,6 +85,10 @@ def run_dbt(args: list[str], paths: Paths, *, quiet: bool = True) -> None:
     paths.exports.mkdir(parents=True, exist_ok=True)
     project = str(DBT_PROJECT_DIR)
     command = [*args, "--project-dir", project, "--profiles-dir", project]
+    if target:
+        command += ["--target", target]
+    if variables:
+        command += ["--vars", json.dumps(variables)]
     if quiet:
         command.append("--quiet")
     env = {"BASKETCAST_HOME": str(paths.home), "BASKETCAST_WAREHOUSE": str(paths.warehouse)}
@@ -88,9 +102,23 @@ def run_dbt(args: list[str], paths: Paths, *, quiet: bool = True) -> None:
     raise DbtError(args, failures or ["dbt reported failure without a failing node"])
 
 
-def build_warehouse(paths: Paths, *, quiet: bool = True) -> None:
-    """dbt build of staging, marts and the feature exports: everything but the consumer marts."""
-    run_dbt(["build", "--exclude", CONSUMERS_SELECTOR], paths, quiet=quiet)
+def build_warehouse(
+    paths: Paths,
+    *,
+    quiet: bool = True,
+    target: str | None = None,
+    full_refresh: bool = False,
+    variables: dict[str, object] | None = None,
+) -> None:
+    """dbt build of staging, marts and the feature exports: everything but the consumer marts.
+
+    Events load incrementally (the newest days again, see `events_lookback_days`);
+    `full_refresh` rebuilds them from all raw files.
+    """
+    args = ["build", "--exclude", CONSUMERS_SELECTOR]
+    if full_refresh:
+        args.append("--full-refresh")
+    run_dbt(args, paths, quiet=quiet, target=target, variables=variables)
 
 
 def build_consumers(paths: Paths, *, quiet: bool = True) -> None:

@@ -56,6 +56,12 @@ USER_FEATURES = {
     "days_since_last_purchase": pa.float64(),
     "active_days_28d": pa.int64(),
     "cart_to_purchase_28d": pa.float64(),
+    "views_90d": pa.int64(),
+    "carts_90d": pa.int64(),
+    "view_to_cart_28d": pa.float64(),
+    "orders_90d": pa.int64(),
+    "avg_basket_units_90d": pa.float64(),
+    "avg_order_value_90d": pa.float64(),
 }
 ITEM_FEATURES = {
     "item_id": pa.int64(),
@@ -69,6 +75,8 @@ ITEM_FEATURES = {
     "review_count_90d": pa.int64(),
     "avg_rating_90d": pa.float64(),
     "trend_7d_vs_28d": pa.float64(),
+    "carts_28d": pa.int64(),
+    "price_vs_category_median": pa.float64(),
 }
 
 

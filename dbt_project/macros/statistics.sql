@@ -6,3 +6,16 @@
 {% macro normal_cdf(expression) -%}
     (1.0 / (1.0 + exp(-1.702 * least(greatest({{ expression }}, -30.0), 30.0))))
 {%- endmacro %}
+
+{#- The median of a numeric expression, as an aggregate. -#}
+{% macro median(expression) -%}
+    {{ return(adapter.dispatch('median', 'basketcast')(expression)) }}
+{%- endmacro %}
+
+{% macro default__median(expression) -%}
+    percentile_cont(0.5) within group (order by {{ expression }})
+{%- endmacro %}
+
+{% macro duckdb__median(expression) -%}
+    median({{ expression }})
+{%- endmacro %}

@@ -26,3 +26,19 @@
 {% macro default__type_timestamptz() -%}
     timestamp with time zone
 {%- endmacro %}
+
+{#-
+    Round a double to `digits` decimals, so sums and means of doubles do not depend on the
+    order a parallel aggregate adds them in (a rebuild writes identical values).
+-#}
+{% macro round_double(expression, digits) -%}
+    {{ return(adapter.dispatch('round_double', 'basketcast')(expression, digits)) }}
+{%- endmacro %}
+
+{% macro default__round_double(expression, digits) -%}
+    cast(round(cast({{ expression }} as numeric), {{ digits }}) as {{ basketcast.type_double() }})
+{%- endmacro %}
+
+{% macro duckdb__round_double(expression, digits) -%}
+    round(cast({{ expression }} as double), {{ digits }})
+{%- endmacro %}

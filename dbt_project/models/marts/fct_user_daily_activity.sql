@@ -25,6 +25,7 @@ event_counts as (
         sum(case when event_type = 'search' then 1 else 0 end) as searches,
         count(*) as events,
         0 as orders,
+        0 as units,
         0 as spend,
         max(case when event_type = 'purchase' then event_ts end) as last_purchase_ts
 
@@ -45,6 +46,7 @@ order_totals as (
         0 as searches,
         0 as events,
         count(distinct order_id) as orders,
+        sum(quantity) as units,
         sum(line_revenue) as spend,
         cast(null as {{ basketcast.type_timestamptz() }}) as last_purchase_ts
 
@@ -73,6 +75,7 @@ final as (
         cast(sum(searches) as bigint) as searches,
         cast(sum(events) as bigint) as events,
         cast(sum(orders) as bigint) as orders,
+        cast(sum(units) as bigint) as units,
         cast(sum(spend) as {{ basketcast.type_double() }}) as spend,
         max(last_purchase_ts) as last_purchase_ts
 

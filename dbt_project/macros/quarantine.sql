@@ -1,0 +1,85 @@
+{#-
+    Helpers of the quarantine: staging keeps every raw row it reads, tags the bad ones with a
+    `rejection_reason`, and `audit.rejected_rows` keeps those rows as JSON text.
+-#}
+
+{#- The raw row as JSON text: one key per name in `columns`, read from `prefix ~ name`. -#}
+{% macro json_payload(columns, prefix='') -%}
+    {{ return(adapter.dispatch('json_payload', 'basketcast')(columns, prefix)) }}
+{%- endmacro %}
+
+{% macro default__json_payload(columns, prefix) -%}
+    cast(json_build_object(
+        {%- for column in columns %}
+        '{{ column }}', {{ prefix ~ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ) as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{% macro duckdb__json_payload(columns, prefix) -%}
+    cast(json_object(
+        {%- for column in columns %}
+        '{{ column }}', {{ prefix ~ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    ) as varchar)
+{%- endmacro %}
+
+{#-
+    A cast that gives null instead of failing when the value cannot be parsed, so the row can
+    be quarantined as 'unparseable'. Postgres has no such cast; its raw tables are loaded
+    typed (ml_jobs.ingest.postgres), so a plain cast cannot fail there.
+-#}
+{% macro safe_cast(expression, type) -%}
+    {{ return(adapter.dispatch('safe_cast', 'basketcast')(expression, type)) }}
+{%- endmacro %}
+
+{% macro default__safe_cast(expression, type) -%}
+    cast({{ expression }} as {{ type }})
+{%- endmacro %}
+
+{% macro duckdb__safe_cast(expression, type) -%}
+    try_cast({{ expression }} as {{ type }})
+{%- endmacro %}
+
+{#- When this dbt invocation started, as a TIMESTAMPTZ literal: the `loaded_at` of a load. -#}
+{% macro load_ts() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}+00:00' as {{ basketcast.type_timestamptz() }})
+{%- endmacro %}
+
+{#-
+    Timestamps later than this are rejected as 'in the future': the load time plus the
+    `future_tolerance_hours` var (clock skew between the shop's servers and the warehouse).
+-#}
+{% macro future_cutoff_ts() -%}
+    {%- set cutoff = run_started_at + modules.datetime.timedelta(hours=var('future_tolerance_hours') | int) -%}
+    cast('{{ cutoff.strftime("%Y-%m-%d %H:%M:%S") }}+00:00' as {{ basketcast.type_timestamptz() }})
+{%- endmacro %}
+
+{#- Day of a row whose timestamp is missing, so delete+insert can still address it. -#}
+{% macro missing_day() -%}
+    cast('1970-01-01' as date)
+{%- endmacro %}
+
+{#-
+    First day an incremental model reloads: `reload_from` (var, a date) when given, else the
+    model's newest day with a clean row minus `events_lookback_days` (rows rejected as in the
+    future do not count). None on a full build.
+-#}
+{% macro reload_start_date(date_column, clean_only=true) -%}
+    {%- if not is_incremental() or not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if var('reload_from', none) -%}
+        {{ return(var('reload_from') | string) }}
+    {%- endif -%}
+    {%- set sql -%}
+        select cast({{ dbt.dateadd('day', -(var('events_lookback_days') | int), 'max(' ~ date_column ~ ')') }} as date)
+        from {{ this }}
+        where {{ date_column }} > {{ basketcast.missing_day() }}
+        {%- if clean_only %}
+            and rejection_reason is null
+        {%- endif %}
+    {%- endset -%}
+    {%- set newest = run_query(sql).columns[0].values()[0] -%}
+    {{ return(newest | string if newest else '1970-01-02') }}
+{%- endmacro %}
