@@ -2,14 +2,20 @@
 
 basketcast generate --users 2000 --items 150 --days 240    synthetic shop → raw Parquet
 basketcast build                                           dbt build (staging, marts, exports)
+basketcast quality                                         load reconciles, rejects in bounds
 basketcast features                                        feast apply + materialize
-basketcast forecast                                        demand backtest, train, predict
+basketcast train                                           backtest, train, promote champions
+basketcast predict                                         champions score the newest data
+basketcast users                                           user propensity, affinity, recs
 basketcast consumers                                       dbt build of consumer marts
 basketcast run                                             all of the above, in this process
-basketcast dag [basketcast_daily]                          the same through Airflow dag.test()
+basketcast dag [basketcast_daily|_train|_consumers]        a DAG through Airflow dag.test()
 basketcast demo                                            synthetic shop → DAG → example SQL
 basketcast query "select ..."                              read-only SQL on the warehouse
 basketcast online-features user 1 2 3                      online features from Feast
+basketcast serve [--online redis] [--port 8000]            HTTP features and predictions
+basketcast ingest completejourney [--top-products N]       Complete Journey → raw Parquet
+basketcast ingest csv --mapping mapping.yml FILE...        transactions CSV → raw Parquet
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 
 from rich.console import Console
 
@@ -70,10 +76,24 @@ def _cmd_features(args: argparse.Namespace, paths: Paths) -> None:
     console.print(f"feature store applied and materialized ({rows:,} rows)")
 
 
-def _cmd_forecast(args: argparse.Namespace, paths: Paths) -> None:
+def _cmd_quality(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import pipeline
 
-    pipeline.forecast_demand(paths)
+    counts = pipeline.quality_gate(paths, max_rejected_share=args.max_rejected_share)
+    console.print(f"quality gate passed: {counts}")
+
+
+def _cmd_train(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    pipeline.train_demand(paths)
+
+
+def _cmd_predict(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    summary = pipeline.predict_champions(paths)
+    console.print(f"champion predictions written: {summary}")
 
 
 def _cmd_consumers(args: argparse.Namespace, paths: Paths) -> None:
@@ -81,6 +101,12 @@ def _cmd_consumers(args: argparse.Namespace, paths: Paths) -> None:
 
     pipeline.build_consumers(paths)
     console.print("consumer marts built")
+
+
+def _cmd_report(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs.report import build_report
+
+    console.print(f"report written: [bold]{build_report(paths)}[/]")
 
 
 def _cmd_run(args: argparse.Namespace, paths: Paths) -> None:
@@ -91,15 +117,29 @@ def _cmd_run(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def _cmd_dag(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
     from ml_jobs.airflow_local import run_dag
 
-    run_dag(args.dag_id, paths)
+    logical = (
+        datetime.combine(args.logical_date, datetime.min.time(), UTC)
+        if args.logical_date
+        else pipeline.next_logical_date(paths)
+    )
+    run_dag(args.dag_id, paths, logical_date=logical)
 
 
 def _cmd_demo(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import demo
 
     demo.run_demo(paths, fresh=args.fresh)
+
+
+def _cmd_users(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs import pipeline
+
+    summary = pipeline.predict_users(paths)
+    champions = ", ".join(f"{k}: {v}" for k, v in summary["champions"].items())
+    console.print(f"user models written for {summary['n_users']:,} users; champions {champions}")
 
 
 def _cmd_query(args: argparse.Namespace, paths: Paths) -> None:
@@ -113,6 +153,15 @@ def _cmd_online(args: argparse.Namespace, paths: Paths) -> None:
 
     frame = features.online_features(paths, args.entity, args.ids)
     print(frame.to_string(index=False))
+
+
+def _cmd_serve(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs.serving.app import serve
+    from ml_jobs.serving.schemas import ServeConfig
+
+    config = ServeConfig(paths, args.online, args.host, args.port, args.max_batch)
+    console.print(f"serving on http://{config.host}:{config.port} ({config.online} online store)")
+    serve(config)
 
 
 Command = Callable[[argparse.Namespace, Paths], None]
@@ -142,12 +191,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("build", _cmd_build, "dbt build of staging, marts and feature exports")
     add("features", _cmd_features, "feast apply, then materialize into the online store")
-    add("forecast", _cmd_forecast, "backtest, train and predict the item demand models")
+    quality = add("quality", _cmd_quality, "check the newest load reconciles before publishing")
+    quality.add_argument(
+        "--max-rejected-share", type=float, default=0.05, help="allowed rejected share per table"
+    )
+    add("train", _cmd_train, "backtest and train every model, write forecasts, pick champions")
+    add("predict", _cmd_predict, "score every champion on the newest data (trains if none)")
+    add("users", _cmd_users, "user propensity, category affinity and recommendations")
     add("consumers", _cmd_consumers, "dbt build of the consumer marts")
+    add("report", _cmd_report, "HTML report of models, backtests and sample forecasts")
     run = add("run", _cmd_run, "every step in order, in this process")
     run.add_argument("--no-generate", action="store_true", help="fail instead of generating")
     dag = add("dag", _cmd_dag, "run a DAG once through Airflow dag.test()")
-    dag.add_argument("dag_id", nargs="?", default="basketcast_daily")
+    dag.add_argument(
+        "dag_id",
+        nargs="?",
+        default="basketcast_daily",
+        choices=["basketcast_daily", "basketcast_train", "basketcast_consumers"],
+    )
+    dag.add_argument(
+        "--logical-date",
+        type=_day,
+        help="logical date; covers the day before (default: newest raw day + 1)",
+    )
     demo = add("demo", _cmd_demo, "synthetic shop through the Airflow DAG, then example SQL")
     demo.add_argument("--fresh", action="store_true", help="start from an empty home folder")
     query = add("query", _cmd_query, "run read-only SQL against the warehouse")
@@ -156,6 +222,14 @@ def build_parser() -> argparse.ArgumentParser:
     online = add("online-features", _cmd_online, "fetch online features from the feature store")
     online.add_argument("entity", choices=["user", "item"])
     online.add_argument("ids", type=int, nargs="+", help="entity ids")
+    serve = add("serve", _cmd_serve, "HTTP app: /features, /predict/demand, /predict/propensity")
+    serve.add_argument("--online", choices=["sqlite", "redis"], default="sqlite")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    serve.add_argument("--port", type=_positive, default=8000)
+    serve.add_argument("--max-batch", type=_positive, default=1000, help="ids per request")
+    from ml_jobs.ingest.commands import add_ingest_parser
+
+    add_ingest_parser(sub)
     return parser
 
 

@@ -231,8 +231,14 @@ def materialize(
     end: datetime,
     start: datetime | None = None,
     online: str = "sqlite",
+    engine: str = "bulk",
+    batch_rows: int = 20_000,
 ) -> int:
     """Load the newest snapshot per entity with feature_ts in [start, end] into the online store.
+
+    ``engine="bulk"`` (default) writes Feast's online layout directly in batches of
+    ``batch_rows`` entities (``ml_jobs.serving.bulk_write``: same bytes, memory bounded by one
+    batch, several times faster); ``engine="feast"`` runs Feast's own ``materialize``.
 
     With ``start=None`` each view continues from where its last materialization ended, or
     from ``end - ttl`` the first time. (Feast's own materialize_incremental starts a first run
@@ -242,6 +248,8 @@ def materialize(
     Returns the number of entity rows written, summed over the feature views. Raises
     ValueError, before writing anything, when an export breaks the contract.
     """
+    if engine not in ("bulk", "feast"):
+        raise ValueError(f"engine must be 'bulk' or 'feast', got {engine!r}")
     store = feature_store(paths, online)
     problems = _source_problems(store.list_feature_views(), missing_ok=False)
     _raise_problems(problems)
@@ -255,6 +263,11 @@ def materialize(
         else:
             view_start = end - view.ttl
         if view_start >= end:
+            continue
+        if engine == "bulk":
+            from ml_jobs.serving.bulk_write import materialize_view
+
+            written += materialize_view(store, view, view_start, end, batch_rows)
             continue
         with _offline_session():
             store.materialize(view_start, end, feature_views=[view.name])
