@@ -44,6 +44,8 @@ PROMO_DDL = """CREATE TABLE staging.stg_shop__promotions (
 QUIET = Console(quiet=True)
 # One thread: on a shared two-core runner, two OpenMP threads stall each other under load.
 FAST_XGB = XGBoostQuantileParams(num_boost_round=80, nthread=1)
+# The baselines only: the torch model has its own module (test_demand_torch.py).
+BASELINES = ("seasonal_naive", "xgboost_quantile")
 
 
 def synthetic_demand(
@@ -137,7 +139,7 @@ def demo(tmp_path_factory):
     """One demand job on 20 items × 200 days with staged promotions; tables snapshotted."""
     frame, promotions = synthetic_demand()
     paths = build_warehouse(tmp_path_factory.mktemp("demand") / "home", frame, promotions)
-    config = DemandJobConfig(nthread=1, xgboost=FAST_XGB)
+    config = DemandJobConfig(nthread=1, xgboost=FAST_XGB, models=BASELINES, write_report=False)
     result = run_demand_forecast(paths, config, QUIET)
     return {
         "paths": paths,
@@ -421,7 +423,11 @@ def test_job_runs_without_staged_promotions(tmp_path):
     frame, _ = synthetic_demand(n_items=8, n_days=120, seed=5)
     frame.loc[frame.index % 7 == 0, ["views", "list_price", "on_hand"]] = None  # gaps cope
     paths = build_warehouse(tmp_path / "home", frame, promotions=None)
-    result = run_demand_forecast(paths, DemandJobConfig(nthread=1, xgboost=FAST_XGB), QUIET)
+    result = run_demand_forecast(
+        paths,
+        DemandJobConfig(nthread=1, xgboost=FAST_XGB, models=BASELINES, write_report=False),
+        QUIET,
+    )
     assert [run.status for run in result.runs] == ["succeeded", "succeeded"]
     latest = read(paths, "SELECT * FROM predictions.item_demand_forecast_latest")
     assert len(latest) == 8 * 28 and (latest["p10"] <= latest["p90"]).all()
@@ -436,7 +442,11 @@ def test_failed_model_is_recorded_and_the_others_still_serve(tmp_path, monkeypat
 
     monkeypatch.setattr(XGBoostQuantile, "fit", broken_fit)
     with pytest.raises(DemandJobFailed, match="boom") as failure:
-        run_demand_forecast(paths, DemandJobConfig(nthread=1, xgboost=FAST_XGB), QUIET)
+        run_demand_forecast(
+            paths,
+            DemandJobConfig(nthread=1, xgboost=FAST_XGB, models=BASELINES, write_report=False),
+            QUIET,
+        )
     runs = read(paths, "SELECT * FROM ml.model_runs ORDER BY model_name")
     assert runs["status"].tolist() == ["succeeded", "failed"]
     assert "boom" in json.loads(runs["metrics"].iloc[1])["error"]
@@ -549,5 +559,7 @@ def test_config_is_plain_data():
     config = DemandJobConfig()
     assert config.horizon == 28 and config.backtest_cutoffs == 2 and config.nthread == 2
     assert dataclasses.asdict(config)["xgboost"]["nthread"] == 2
+    assert config.models == ("seasonal_naive", "xgboost_quantile", "torch_quantile")
+    assert dataclasses.asdict(config)["torch"]["train"]["epochs"] > 0
     with pytest.raises(ValueError, match="unknown demand model"):
         run_demand_forecast(Paths(Path("/nonexistent")), DemandJobConfig(models=("prophet",)))

@@ -4,9 +4,14 @@ data.py            read marts.fct_item_daily_demand (+ planned promotions) from 
 base.py            the forecaster interface and forecast frame
 seasonal_naive.py  weekly seasonal naive baseline
 xgb.py             global XGBoost multi-quantile forecaster
+torch_model.py     the torch network (dense encoder-decoder, zero-safe quantile head)
+torch_data.py      panel -> (item, origin) training windows as tensors
+torch_train.py     the training loop: device, seeds, checkpoints/resume, progress
+torch_forecaster.py the torch model behind the forecaster interface (fit/predict/save/load)
 metrics.py         WAPE, MASE, pinball loss, coverage, bias
-backtest.py        rolling-origin backtest
+backtest.py        rolling-origin backtest, by segment and (synthetic data) against truth
 job.py             the job: backtest, register, forecast, write back, promote
+champion.py        daily batch prediction with the saved champion (no training)
 """
 
 from ml_jobs.demand.job import (

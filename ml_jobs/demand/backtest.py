@@ -4,8 +4,13 @@ Cutoffs step back from the last day of data in whole horizons (as_of - 28, as_of
 each cutoff a fresh model is fitted on the history up to the cutoff, forecasts the next
 `horizon` days with the promotions planned at that time, and is scored on the days that
 followed (stock-out days excluded). Scores are reported for all items and by demand segment
-(fast / slow / intermittent by the item's share of zero-sale days before the cutoff), and per
-horizon for all items, in the long shape of `ml.backtest_metrics`.
+(new items launched shortly before the cutoff; the rest fast / slow / intermittent by their share
+of zero-sale days before the cutoff), and per horizon for all items, in the long shape of
+`ml.backtest_metrics`.
+
+On synthetic data the generator's true expected demand is known: given `truth`, each cutoff also
+scores the p50 against it (`wape_vs_truth`, `bias_vs_truth`) on every target day, stock-outs
+included, since that is exactly the demand a censored day hides.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from ml_jobs.demand.data import DemandData, history_until, known_future, to_pane
 from ml_jobs.demand.metrics import score, seasonal_naive_scale
 
 METRIC_COLUMNS = ("model_name", "cutoff", "horizon", "segment", "metric", "value")
-SEGMENTS = ("fast", "slow", "intermittent")
+SEGMENTS = ("fast", "slow", "intermittent", "new")
+TRUTH_METRICS = ("wape_vs_truth", "bias_vs_truth")
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,7 @@ class BacktestConfig:
     segment_window_days: int = 90  # window of the zero-share that assigns segments
     slow_from: float = 0.25  # zero share at which an item stops being "fast"
     intermittent_from: float = 0.6  # zero share at which a "slow" item becomes "intermittent"
+    new_item_days: int = 56  # items first seen this few days before the cutoff are "new"
     per_horizon: bool = True  # also score each horizon (segment "all")
 
 
@@ -54,7 +61,7 @@ def backtest_cutoffs(data: DemandData, config: BacktestConfig) -> list[dt.date]:
 
 
 def item_segments(history: pd.DataFrame, config: BacktestConfig) -> pd.Series:
-    """fast / slow / intermittent per item from its zero-sale share over the recent window."""
+    """new / fast / slow / intermittent per item: launch date first, then zero-sale share."""
     panel = to_panel(history)
     recent = panel.units[:, -config.segment_window_days :]
     observed = ~np.isnan(recent)
@@ -68,6 +75,8 @@ def item_segments(history: pd.DataFrame, config: BacktestConfig) -> pd.Series:
         "intermittent",
         np.where(zero_share >= config.slow_from, "slow", "fast"),
     )
+    launched_late = (panel.first_day > 0) & (panel.n_days - panel.first_day <= config.new_item_days)
+    segment = np.where(launched_late, "new", segment)
     return pd.Series(segment, index=pd.Index(panel.item_ids, name="item_id"), name="segment")
 
 
@@ -87,15 +96,34 @@ def _long(
     ]
 
 
+def truth_scores(frame: pd.DataFrame) -> dict[str, float]:
+    """p50 against the true expected units (column `expected`) on every target day."""
+    seen = frame[frame["expected"].notna()]
+    expected, p50 = seen["expected"].to_numpy(), seen["p50"].to_numpy()
+    total = expected.sum()
+    if total <= 0:
+        return {}
+    return {
+        "wape_vs_truth": float(np.abs(expected - p50).sum() / total),
+        "bias_vs_truth": float((p50.sum() - total) / total),
+    }
+
+
 def score_cutoff(
     model_name: str, cutoff: dt.date, scored: pd.DataFrame, per_horizon: bool
 ) -> list[dict]:
-    """Long metric rows for one cutoff's forecasts (columns actual, p10, p50, p90, scale)."""
+    """Long metric rows for one cutoff's forecasts (columns actual, p10, p50, p90, scale and,
+    on synthetic data, expected)."""
+    has_truth = "expected" in scored.columns
     rows = _long(model_name, cutoff, None, "all", score(scored))
+    if has_truth:
+        rows += _long(model_name, cutoff, None, "all", truth_scores(scored))
     for segment in SEGMENTS:
         part = scored[scored["segment"] == segment]
         if part["actual"].notna().any():
             rows += _long(model_name, cutoff, None, segment, score(part))
+        if has_truth and len(part):
+            rows += _long(model_name, cutoff, None, segment, truth_scores(part))
     if per_horizon:
         for horizon, part in scored.groupby("horizon"):
             rows += _long(model_name, cutoff, int(horizon), "all", score(part))
@@ -106,8 +134,12 @@ def backtest(
     make_model: Callable[[], DemandModel],
     data: DemandData,
     config: BacktestConfig | None = None,
+    truth: pd.DataFrame | None = None,
 ) -> BacktestResult:
-    """Fit a fresh model at each cutoff, forecast `horizon` days and score against actuals."""
+    """Fit a fresh model at each cutoff, forecast `horizon` days and score against actuals.
+
+    `truth` (item_id, demand_date, expected_units), when given, adds the scores against truth.
+    """
     config = config or BacktestConfig()
     history = data.history
     rows: list[dict] = []
@@ -127,6 +159,11 @@ def backtest(
             on=["item_id", "target_date"],
             how="inner",
         )
+        if truth is not None:
+            expected = truth.rename(
+                columns={"demand_date": "target_date", "expected_units": "expected"}
+            )
+            scored = scored.merge(expected, on=["item_id", "target_date"], how="left")
         scored["scale"] = scored["item_id"].map(seasonal_naive_scale(seen))
         scored["segment"] = scored["item_id"].map(item_segments(seen, config))
         scored.insert(0, "cutoff", cutoff)

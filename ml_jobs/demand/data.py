@@ -103,6 +103,22 @@ def load_demand_data(warehouse: Path) -> DemandData:
     )
 
 
+TRUTH_COLUMNS = ("item_id", "demand_date", "expected_units")
+
+
+def load_truth(truth_dir: Path) -> pd.DataFrame | None:
+    """The generator's true expected demand (synthetic data only), or None when there is none."""
+    folder = truth_dir / "item_daily_demand"
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    if not files:
+        return None
+    frame = pd.concat([pd.read_parquet(f, columns=list(TRUTH_COLUMNS)) for f in files])
+    frame["item_id"] = frame["item_id"].astype("int64")
+    frame["demand_date"] = pd.to_datetime(frame["demand_date"]).astype("datetime64[ns]")
+    frame["expected_units"] = frame["expected_units"].astype("float64")
+    return frame.reset_index(drop=True)
+
+
 def clean_promotions(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.loc[:, list(PROMOTION_COLUMNS)].dropna(subset=["item_id", "start_date"]).copy()
     out["item_id"] = out["item_id"].astype("int64")

@@ -8,7 +8,12 @@ For each configured model the job
   5. writes the forecast to `predictions.item_demand_forecast` in one transaction and marks the
      run `succeeded` (or `failed`, keeping the error, without stopping the other models),
 then lets each succeeded run challenge the champion, so `item_demand_forecast_latest` serves the
-best model. This is the function the CLI and the Airflow DAG call.
+best model, and finally rebuilds the HTML report (`$BASKETCAST_HOME/reports/report.html`).
+This is the function the CLI and the Airflow DAG call.
+
+The torch model checkpoints every epoch under `artifacts/checkpoints/torch_quantile/`, one folder
+per fit (keyed by the data it sees and its config): a killed job started again resumes each fit
+after its last finished epoch. The folder is cleared once the run has succeeded.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shutil
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,8 +33,9 @@ from rich.console import Console
 from ml_jobs.config import Paths
 from ml_jobs.demand.backtest import BacktestConfig, backtest, summarize
 from ml_jobs.demand.base import DemandModel
-from ml_jobs.demand.data import DemandData, known_future, load_demand_data
+from ml_jobs.demand.data import DemandData, known_future, load_demand_data, load_truth
 from ml_jobs.demand.seasonal_naive import SeasonalNaive, SeasonalNaiveParams
+from ml_jobs.demand.torch_forecaster import TorchQuantile, TorchQuantileParams
 from ml_jobs.demand.xgb import XGBoostQuantile, XGBoostQuantileParams
 from ml_jobs.registry import (
     DEMAND_PRODUCT,
@@ -43,7 +51,8 @@ from ml_jobs.registry import (
 )
 from ml_jobs.warehouse import connect, ensure_prediction_schema, write_predictions
 
-MODEL_NAMES = ("seasonal_naive", "xgboost_quantile")
+MODEL_NAMES = ("seasonal_naive", "xgboost_quantile", "torch_quantile")
+BACKTEST_FORECASTS = "backtest_forecasts.parquet"  # per run, beside its model artifacts
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class DemandJobConfig:
     models: tuple[str, ...] = MODEL_NAMES
     seasonal_naive: SeasonalNaiveParams = field(default_factory=SeasonalNaiveParams)
     xgboost: XGBoostQuantileParams = field(default_factory=XGBoostQuantileParams)
+    torch: TorchQuantileParams = field(default_factory=TorchQuantileParams)
+    write_report: bool = True  # rebuild reports/report.html at the end of the job
 
 
 @dataclass(frozen=True)
@@ -93,13 +104,26 @@ class DemandJobFailed(RuntimeError):
         self.result = result
 
 
-def make_model(name: str, config: DemandJobConfig) -> DemandModel:
-    """A fresh, unfitted forecaster by registry name."""
+def make_model(
+    name: str,
+    config: DemandJobConfig,
+    checkpoint_root: Path | None = None,
+    console: Console | None = None,
+) -> DemandModel:
+    """A fresh, unfitted forecaster by registry name (torch: checkpointing under the root)."""
     if name == "seasonal_naive":
         return SeasonalNaive(config.seasonal_naive)
     if name == "xgboost_quantile":
         params = dataclasses.replace(config.xgboost, seed=config.seed, nthread=config.nthread)
         return XGBoostQuantile(dataclasses.replace(params, horizon=config.horizon))
+    if name == "torch_quantile":
+        train = dataclasses.replace(config.torch.train, seed=config.seed)
+        model = TorchQuantile(
+            dataclasses.replace(config.torch, horizon=config.horizon, train=train)
+        )
+        model.checkpoint_root = checkpoint_root
+        model.console = console
+        return model
     raise ValueError(f"unknown demand model {name!r}; expected one of {MODEL_NAMES}")
 
 
@@ -119,6 +143,7 @@ def check_forecast(forecast: pd.DataFrame, items: pd.Series, horizon: int) -> No
 def _run_model(
     name: str,
     data: DemandData,
+    truth: pd.DataFrame | None,
     paths: Paths,
     config: DemandJobConfig,
     sha: str | None,
@@ -126,6 +151,7 @@ def _run_model(
 ) -> tuple[ModelRunResult, pd.DataFrame]:
     """One model's run from registration to written forecast; failures are recorded."""
     started = time.perf_counter()
+    checkpoints = paths.artifacts / "checkpoints" / name
     probe = make_model(name, config)
     run_id = new_run_id(name)
     artifact_dir = paths.artifacts / run_id
@@ -138,7 +164,7 @@ def _run_model(
         train_end=data.as_of,
         params=probe.params,
         artifact_uri=str(artifact_dir),
-        device="cpu",
+        device=getattr(probe, "device", "cpu"),
         git_sha=sha,
     )
     with connect(paths.warehouse) as con:
@@ -147,7 +173,12 @@ def _run_model(
     try:
         backtest_config = BacktestConfig(n_cutoffs=config.backtest_cutoffs, horizon=config.horizon)
         with console.status(f"{name}: backtest on {config.backtest_cutoffs} cutoffs"):
-            result = backtest(lambda: make_model(name, config), data, backtest_config)
+            result = backtest(
+                lambda: make_model(name, config, checkpoints, console),
+                data,
+                backtest_config,
+                truth,
+            )
         metrics = result.metrics
         summary = summarize(metrics)
         with connect(paths.warehouse) as con:
@@ -162,12 +193,14 @@ def _run_model(
         )
 
         with console.status(f"{name}: fit on all history and forecast {config.horizon} days"):
-            model = make_model(name, config).fit(data.history)
+            model = make_model(name, config, checkpoints, console).fit(data.history)
             future = known_future(data.history, data.as_of, config.horizon, data.promotions)
             forecast = model.predict(data.history, data.as_of, config.horizon, future)
             check_forecast(forecast, data.history["item_id"], config.horizon)
 
         model.save(artifact_dir)
+        if not result.forecasts.empty:  # the report plots these against what really sold
+            result.forecasts.to_parquet(artifact_dir / BACKTEST_FORECASTS, index=False)
         run_info = {
             "run_id": run_id,
             "model_name": name,
@@ -190,6 +223,7 @@ def _run_model(
         run_metrics: dict[str, Any] = {**summary, "backtest_cutoffs": run_info["backtest_cutoffs"]}
         with connect(paths.warehouse) as con:
             finish_run(con, run_id, "succeeded", run_metrics, str(artifact_dir))
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run can resume
         seconds = time.perf_counter() - started
         console.log(f"{name}: wrote {rows} forecast rows as {run_id} ({seconds:.1f}s)")
         return (
@@ -224,9 +258,11 @@ def run_demand_forecast(
 
     with console.status("loading marts.fct_item_daily_demand"):
         data = load_demand_data(paths.warehouse)
+    truth = load_truth(paths.truth)
     console.log(
         f"demand history: {data.n_items} items, {len(data.history)} rows, as of {data.as_of}"
         + ("" if data.promotions is not None else " (no staged promotions)")
+        + ("" if truth is None else " (synthetic truth found: scored against it too)")
     )
     with connect(paths.warehouse) as con:
         ensure_prediction_schema(con)
@@ -234,18 +270,18 @@ def run_demand_forecast(
 
     runs: list[ModelRunResult] = []
     metrics: list[pd.DataFrame] = []
+    promotions: list[Promotion] = []
     for name in config.models:
-        run, run_metrics = _run_model(name, data, paths, config, sha, console)
+        run, run_metrics = _run_model(name, data, truth, paths, config, sha, console)
         runs.append(run)
         metrics.append(run_metrics.assign(run_id=run.run_id))
-
-    promotions: list[Promotion] = []
-    with connect(paths.warehouse) as con:
-        for run in runs:
-            if run.status == "succeeded":
+        if run.status == "succeeded":  # challenge at once: a later kill keeps this decision
+            with connect(paths.warehouse) as con:
                 promotion = promote_if_better(con, run.run_id, DEMAND_PRODUCT)
-                promotions.append(promotion)
-                console.log(f"{run.model_name}: {promotion.reason}")
+            promotions.append(promotion)
+            console.log(f"{run.model_name}: {promotion.reason}")
+
+    with connect(paths.warehouse) as con:
         champion = current_champion(con, DEMAND_PRODUCT)
 
     result = DemandJobResult(
@@ -258,6 +294,10 @@ def run_demand_forecast(
         seconds=time.perf_counter() - started,
     )
     console.log(f"champion: {result.champion_run_id} ({result.seconds:.1f}s in all)")
+    if config.write_report:
+        from ml_jobs.report import build_report
+
+        console.log(f"report: {build_report(paths)}")
     if result.failed:
         raise DemandJobFailed(result)
     return result
