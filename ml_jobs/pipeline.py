@@ -173,23 +173,64 @@ def publish_features(
     return features.materialize(paths, end=stop, start=begin)
 
 
-def train_demand(paths: Paths) -> dict[str, object]:
-    """Backtest, train and predict every demand model; write forecasts, registry, champion."""
+# A fresh install bootstraps with the fast models so it serves forecasts within minutes; the
+# weekly training DAG brings the torch challenger.
+BOOTSTRAP_DEMAND_MODELS = ("seasonal_naive", "xgboost_quantile")
+
+
+def train_demand(paths: Paths, models: tuple[str, ...] | None = None) -> dict[str, object]:
+    """Backtest, train and predict the demand models; write forecasts, registry, champion."""
     from ml_jobs.demand.job import DemandJobConfig, run_demand_forecast
 
-    result = run_demand_forecast(paths, DemandJobConfig())
-    # A JSON-safe summary: the DAG passes it on as an XCom.
-    return json.loads(json.dumps(asdict(result), default=str))
+    config = DemandJobConfig() if models is None else DemandJobConfig(models=models)
+    result = run_demand_forecast(paths, config)
+    # A small JSON-safe summary: the DAG passes it on as an XCom.
+    return {
+        "as_of_date": str(result.as_of_date),
+        "n_items": result.n_items,
+        "champion_run_id": result.champion_run_id,
+        "seconds": round(result.seconds, 1),
+        "runs": [
+            {"model": r.model_name, "run_id": r.run_id, "status": r.status, **r.metrics}
+            for r in result.runs
+        ],
+    }
 
 
-def predict_users(paths: Paths) -> dict[str, object]:
-    """User models: backtest, fit, write propensity, category affinity and recommendations."""
+USER_PRODUCTS = (
+    "user_purchase_propensity",
+    "user_category_affinity",
+    "user_item_recommendations",
+)
+
+
+def train_users(paths: Paths, fast: bool = False) -> dict[str, object]:
+    """User models: backtest, fit, write propensity, category affinity and recommendations.
+
+    `fast` (the bootstrap of a fresh install) runs one backtest cutoff and skips the torch
+    sequence model; the weekly training DAG runs the full job.
+    """
+    from ml_jobs.users.backtest import UserModelsConfig
     from ml_jobs.users.job import run_user_models
 
-    result = run_user_models(paths)
+    config = UserModelsConfig(n_cutoffs=1, use_torch=False) if fast else UserModelsConfig()
+    result = run_user_models(paths, config)
     summary = asdict(result)
-    summary["backtest"] = result.backtest.to_dict(orient="records")
+    summary.pop("backtest", None)
     return json.loads(json.dumps(summary, default=str))
+
+
+def _has_champion(paths: Paths, product: str) -> bool:
+    from ml_jobs.registry import current_champion
+    from ml_jobs.warehouse import connect
+
+    with connect(paths.warehouse, read_only=True) as con:
+        exists = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'predictions' and table_name = ?",
+            [product],
+        ).fetchone()[0]
+        return bool(exists) and current_champion(con, product) is not None
 
 
 def predict_champions(
@@ -197,7 +238,9 @@ def predict_champions(
 ) -> dict[str, object]:
     """Score every product's champion as of the day before `interval_end` and write it back.
 
-    A product without a champion is trained first, so a fresh install bootstraps itself.
+    A product without a champion is trained first (fast models), so a fresh install bootstraps
+    itself. User models are scored by the weekly training run; daily, their newest champion
+    predictions stay in place.
     """
     from ml_jobs.demand.champion import predict_with_champion
 
@@ -206,9 +249,12 @@ def predict_champions(
     summary: dict[str, object] = {}
     demand = predict_with_champion(paths, as_of=as_of)
     if demand is None:
-        summary["item_demand_forecast"] = {"bootstrap": train_demand(paths)}
+        bootstrap = train_demand(paths, models=BOOTSTRAP_DEMAND_MODELS)
+        summary["item_demand_forecast"] = {"bootstrap": bootstrap}
     else:
         summary["item_demand_forecast"] = json.loads(json.dumps(asdict(demand), default=str))
+    if not all(_has_champion(paths, product) for product in USER_PRODUCTS):
+        summary["user_models"] = {"bootstrap": train_users(paths, fast=True)}
     return summary
 
 

@@ -1,0 +1,198 @@
+"""User models on the demo shop: backtest quality against the bars, and scoring speed.
+
+    .venv/bin/python bench/user_models.py                       # demo shop in a temp folder
+    .venv/bin/python bench/user_models.py --home /tmp/bc6       # reuse a built demo home
+    .venv/bin/python bench/user_models.py --cutoffs 1 --no-record
+
+Bars (issue 6): torch propensity ROC-AUC >= XGBoost + 0.01 and ECE <= 0.02; torch HR@10 >=
+1.2 x the best of popularity / repurchase / co-occurrence; scoring every demo user < 60 s on
+CPU. Quality numbers are means over the backtest cutoffs; the scoring time is the median of
+`--repeats` runs of: Feast point-in-time features + sequences + every model's scores for all
+users active in the last 90 days. Results are appended to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from ml_jobs.config import Paths, quiet_environment
+from ml_jobs.users import data
+from ml_jobs.users.backtest import (
+    UserModelsConfig,
+    fit_models,
+    run_backtest,
+    score_models,
+    summarize,
+)
+from ml_jobs.users.examples import build_examples
+from ml_jobs.users.job import load_inputs
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+COLUMNS = [
+    "roc_auc",
+    "pr_auc",
+    "log_loss",
+    "ece",
+    "top_decile_lift",
+    "category_nll",
+    "category_top1",
+    "hr_at_10",
+    "ndcg_at_10",
+    "map_at_12",
+]
+BASELINES = ("popularity", "repurchase", "cooccurrence")
+
+
+def build_demo(home: Path) -> Paths:
+    from ml_jobs import pipeline
+
+    paths = Paths(home)
+    os.environ["BASKETCAST_HOME"] = str(home)
+    if not paths.warehouse.exists():
+        pipeline.generate(paths)
+        pipeline.build_warehouse(paths)
+        pipeline.publish_features(paths)
+    return paths
+
+
+def score_all_users(paths: Paths, inputs, fitted, config: UserModelsConfig) -> float:
+    """Seconds to score every user from scratch: features, sequences, all models."""
+    started = time.perf_counter()
+    users = inputs.predict_ex.user_id
+    rows = pd.DataFrame({"user_id": users, "cutoff_ts": inputs.predict_ts})
+    features = data.user_features(paths, users, rows["cutoff_ts"])
+    ex = build_examples(
+        rows, features, inputs.events, inputs.catalog, config.max_len, config.window_days, False
+    )
+    score_models(fitted, ex, inputs.events, inputs.catalog, inputs.predict_ts, config)
+    return time.perf_counter() - started
+
+
+def fmt(frame: pd.DataFrame) -> str:
+    cols = [c for c in COLUMNS if c in frame.columns]
+    out = frame[cols].copy()
+    lines = ["| model | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in out.iterrows():
+        cells = ["" if pd.isna(v) else f"{v:.4f}" for v in row]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, help="built demo home (default: a fresh temp one)")
+    parser.add_argument("--cutoffs", type=int, default=3, help="backtest cutoffs")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="scoring repetitions")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    quiet_environment()
+    home = args.home or Path(tempfile.mkdtemp(prefix="bench-users-"))
+    paths = build_demo(home)
+    base = UserModelsConfig()
+    config = dataclasses.replace(
+        base,
+        n_cutoffs=args.cutoffs,
+        torch=dataclasses.replace(base.torch, threads=args.threads),
+        xgboost=dataclasses.replace(base.xgboost, nthread=args.threads),
+    )
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    inputs = load_inputs(paths, config, console)
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics = run_backtest(
+        inputs.train_all,
+        inputs.labelled,
+        inputs.tests,
+        inputs.feature_names,
+        inputs.events,
+        inputs.catalog,
+        config,
+        console.log,
+    )
+    t_backtest = time.perf_counter() - t0
+    dates = inputs.train_all.cutoff_ts.dt.date.to_numpy()
+    t0 = time.perf_counter()
+    fitted = fit_models(
+        inputs.train_all.subset(np.isin(dates, inputs.final_days)),
+        inputs.feature_names,
+        inputs.catalog,
+        config,
+        console.log,
+    )
+    t_fit = time.perf_counter() - t0
+    score_times = [score_all_users(paths, inputs, fitted, config) for _ in range(args.repeats)]
+    t_score = statistics.median(score_times)
+
+    everyone, cold = summarize(metrics), summarize(metrics, "cold_start")
+    auc_gap = (
+        everyone.loc["torch_sequence_propensity", "roc_auc"]
+        - everyone.loc["xgboost_propensity", "roc_auc"]
+    )
+    ece = everyone.loc["torch_sequence_propensity", "ece"]
+    best_name = everyone.loc[list(BASELINES), "hr_at_10"].idxmax()
+    hr_ratio = (
+        everyone.loc["torch_sequence_recommendations", "hr_at_10"]
+        / everyone.loc[best_name, "hr_at_10"]
+    )
+    n_users = len(inputs.predict_ex)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"CPU only, {args.threads} threads; machine shared with other jobs during the run "
+        "(times are noisy upper bounds)"
+    )
+    bars = [
+        f"- torch ROC-AUC - XGBoost ROC-AUC = {auc_gap:+.4f} (bar >= +0.01): "
+        f"{'met' if auc_gap >= 0.01 else 'NOT met'}",
+        f"- torch ECE = {ece:.4f} (bar <= 0.02): {'met' if ece <= 0.02 else 'NOT met'}",
+        f"- torch HR@10 / best baseline ({best_name}) = {hr_ratio:.3f} (bar >= 1.2): "
+        f"{'met' if hr_ratio >= 1.2 else 'NOT met'}",
+        f"- scoring all {n_users} demo users (features + sequences + all models), median of "
+        f"{args.repeats}: {t_score:.1f} s (bar < 60 s): {'met' if t_score < 60 else 'NOT met'}",
+    ]
+    text = "\n".join(
+        [
+            f"## User models (bench/user_models.py) — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            "",
+            f"Demo shop (ShopConfig defaults), {len(inputs.tests)} weekly backtest cutoffs "
+            f"{[str(c) for c in inputs.tests]}, training on {config.train_cutoffs} labelled "
+            f"cutoffs each. {machine}.",
+            "",
+            *bars,
+            "",
+            f"Timings: load + Feast features {t_load:.1f} s, backtest {t_backtest:.1f} s, "
+            f"final fit {t_fit:.1f} s, scoring runs {[round(t, 1) for t in score_times]} s.",
+            "",
+            "All users (means over cutoffs):",
+            "",
+            fmt(everyone),
+            "",
+            "Cold-start users (no purchase before the cutoff):",
+            "",
+            fmt(cold),
+            "",
+        ]
+    )
+    print(text)
+    if not args.no_record:
+        header = "" if RESULTS.exists() else "# basketcast benchmark results\n\n"
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write(header + text + "\n")
+        print(f"recorded in {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Temporal backtest of every user model: fit on cutoffs whose labels were known, score the
+next cutoff, repeat for the newest `n_cutoffs` labelled cutoffs. Never a random user split.
+
+For a test cutoff C the models train on the `train_cutoffs` newest cutoffs T with
+T + window <= C (their labels were complete by C), and are scored on all users active
+before C. Scores are split by segment: `all`, `returning` (a purchase before C) and
+`cold_start` (no purchase before C).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml_jobs.users import baselines
+from ml_jobs.users.baselines import XGBoostPropensity, XGBoostPropensityParams
+from ml_jobs.users.data import Catalog, EventLog, purchased_before
+from ml_jobs.users.examples import Examples
+from ml_jobs.users.metrics import category_metrics, propensity_metrics, ranking_metrics
+from ml_jobs.users.train import TrainConfig, TrainedSequenceModel, fit
+
+# Model name -> (prediction product, promotion metric: lower is better).
+PROPENSITY, AFFINITY, RECOMMENDATIONS = (
+    "user_purchase_propensity",
+    "user_category_affinity",
+    "user_item_recommendations",
+)
+MODELS: dict[str, tuple[str, str]] = {
+    "xgboost_propensity": (PROPENSITY, "log_loss"),
+    "torch_sequence_propensity": (PROPENSITY, "log_loss"),
+    "category_frequency": (AFFINITY, "category_nll"),
+    "torch_sequence_affinity": (AFFINITY, "category_nll"),
+    "popularity": (RECOMMENDATIONS, "miss_rate_at_10"),
+    "repurchase": (RECOMMENDATIONS, "miss_rate_at_10"),
+    "cooccurrence": (RECOMMENDATIONS, "miss_rate_at_10"),
+    "torch_sequence_recommendations": (RECOMMENDATIONS, "miss_rate_at_10"),
+}
+METRIC_COLUMNS = ["model_name", "cutoff", "horizon", "segment", "metric", "value"]
+
+
+@dataclass(frozen=True)
+class UserModelsConfig:
+    window_days: int = 7
+    n_cutoffs: int = 2  # backtest cutoffs
+    train_cutoffs: int = 8  # labelled cutoffs each fit trains on
+    max_len: int = 40  # events per sequence
+    top_k: int = 10  # recommendations written per user
+    exclude_repurchase: bool = False  # drop items the user already bought from recommendations
+    use_torch: bool = True
+    xgboost: XGBoostPropensityParams = field(default_factory=XGBoostPropensityParams)
+    torch: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class Fitted:
+    xgb: XGBoostPropensity
+    seq: TrainedSequenceModel | None
+
+
+@dataclass
+class ModelOutputs:
+    """Every model's scores for one set of rows at one cutoff."""
+
+    propensity: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (p, expected spend)
+    affinity: dict[str, np.ndarray]  # model -> (n, C) distribution
+    ranking: dict[str, np.ndarray]  # model -> (n, I) scores
+
+
+def training_cutoffs(labelled: list[dt.date], test: dt.date, window: int, keep: int) -> list:
+    known = [c for c in labelled if c + dt.timedelta(days=window) <= test]
+    return known[-keep:]
+
+
+def fit_models(
+    train: Examples, feature_names: list[str], catalog: Catalog, config: UserModelsConfig, log
+) -> Fitted:
+    xgb = XGBoostPropensity(config.xgboost, feature_names).fit(
+        train.features, train.purchased, train.spend
+    )
+    seq = None
+    if config.use_torch:
+        seq = fit(
+            train,
+            feature_names,
+            catalog.item_category[1:],
+            catalog.n_categories,
+            config.torch,
+            log,
+        )
+    return Fitted(xgb, seq)
+
+
+def score_models(
+    fitted: Fitted,
+    ex: Examples,
+    events: EventLog,
+    catalog: Catalog,
+    cutoff: pd.Timestamp,
+    config: UserModelsConfig,
+) -> ModelOutputs:
+    """Scores of every model for rows `ex`, which must all share `cutoff`."""
+    users = ex.user_id
+    propensity = {"xgboost_propensity": fitted.xgb.predict(ex.features)}
+    affinity = {
+        "category_frequency": baselines.category_frequency(
+            events, users, cutoff, catalog.n_categories
+        )
+    }
+    ranking = {
+        name: baselines.ranking_baseline(name, events, users, cutoff, catalog.n_items)
+        for name in baselines.RANKING_BASELINES
+    }
+    if fitted.seq is not None:
+        scores = fitted.seq.score(ex)
+        propensity["torch_sequence_propensity"] = (scores.p_purchase, scores.expected_spend)
+        affinity["torch_sequence_affinity"] = scores.category_probs
+        ranking["torch_sequence_recommendations"] = scores.item_scores
+    if config.exclude_repurchase:
+        ranking = {
+            name: baselines.exclude_purchased(s, events, users, cutoff)
+            for name, s in ranking.items()
+            if name != "repurchase"
+        }
+    return ModelOutputs(propensity, affinity, ranking)
+
+
+def _rows(model: str, cutoff: dt.date, segment: str, values: dict[str, float]) -> list[dict]:
+    return [
+        {
+            "model_name": model,
+            "cutoff": cutoff,
+            "horizon": None,
+            "segment": segment,
+            "metric": k,
+            "value": float(v),
+        }
+        for k, v in values.items()
+    ]
+
+
+def evaluate(out: ModelOutputs, ex: Examples, segments: dict[str, np.ndarray], cutoff: dt.date):
+    """Long metric rows of every model and segment at one cutoff."""
+    rows: list[dict] = []
+    for segment, mask in segments.items():
+        if not mask.any():
+            continue
+        y = ex.purchased[mask]
+        for name, (p, spend) in out.propensity.items():
+            values = propensity_metrics(y, p[mask])
+            values["spend_mae"] = float(np.mean(np.abs(spend[mask] - ex.spend[mask])))
+            rows += _rows(name, cutoff, segment, values)
+        for name, probs in out.affinity.items():
+            rows += _rows(
+                name, cutoff, segment, category_metrics(probs[mask], ex.category_counts[mask])
+            )
+        for name, scores in out.ranking.items():
+            values = ranking_metrics(scores[mask], ex.item_counts[mask], k=10)
+            values["miss_rate_at_10"] = 1.0 - values["hr_at_10"]
+            rows += _rows(name, cutoff, segment, values)
+    return rows
+
+
+def segments_for(ex: Examples, events: EventLog, cutoff: pd.Timestamp, n_items: int) -> dict:
+    returning = purchased_before(events, ex.user_id, cutoff, n_items).any(axis=1)
+    return {"all": np.ones(len(ex), dtype=bool), "returning": returning, "cold_start": ~returning}
+
+
+def run_backtest(
+    examples: Examples,
+    labelled: list[dt.date],
+    test_cutoffs: list[dt.date],
+    feature_names: list[str],
+    events: EventLog,
+    catalog: Catalog,
+    config: UserModelsConfig,
+    log=print,
+) -> pd.DataFrame:
+    rows: list[dict] = []
+    dates = examples.cutoff_ts.dt.date.to_numpy()
+    for test in test_cutoffs:
+        train_days = training_cutoffs(labelled, test, config.window_days, config.train_cutoffs)
+        if not train_days:
+            log(f"backtest {test}: no labelled cutoffs before it, skipped")
+            continue
+        train = examples.subset(np.isin(dates, train_days))
+        held = examples.subset(dates == test)
+        log(
+            f"backtest {test}: train {len(train)} rows on {len(train_days)} cutoffs, "
+            f"test {len(held)}"
+        )
+        fitted = fit_models(train, feature_names, catalog, config, log)
+        cutoff_ts = pd.Timestamp(test).tz_localize("UTC")
+        out = score_models(fitted, held, events, catalog, cutoff_ts, config)
+        rows += evaluate(out, held, segments_for(held, events, cutoff_ts, catalog.n_items), test)
+    return pd.DataFrame(rows, columns=METRIC_COLUMNS)
+
+
+def summarize(metrics: pd.DataFrame, segment: str = "all") -> pd.DataFrame:
+    """Mean over cutoffs per model and metric (one row per model, one column per metric)."""
+    if metrics.empty:
+        return pd.DataFrame()
+    part = metrics[metrics["segment"] == segment]
+    return part.pivot_table(index="model_name", columns="metric", values="value", aggfunc="mean")

@@ -1,0 +1,323 @@
+"""What the user models read: labelled cutoffs, event sequences as of a cutoff, Feast features.
+
+Everything is point-in-time. For a cutoff C (midnight UTC starting day D):
+- labels come from `ml.ml_user_propensity_labels` (dbt), the window D .. D + window - 1;
+- sequences are each user's last `max_len` events with event_ts < C from
+  `staging.stg_shop__events`;
+- static features are the `propensity_v1` Feast service joined at C (snapshots of days < D);
+- item and category targets are the user's events in [C, C + window), used only for training
+  and scoring, never as inputs.
+
+Events are held in memory sorted by (user, time) as numpy arrays, so a cutoff's sequences are
+one searchsorted and one gather, for all users at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml_jobs.config import Paths
+from ml_jobs.warehouse import connect
+
+FEATURE_SERVICE = "propensity_v1"
+EVENT_TYPES = ("pad", "view", "search", "favorite", "cart", "purchase")
+PURCHASE = EVENT_TYPES.index("purchase")
+LABEL_TABLE = "ml.ml_user_propensity_labels"
+_SHIFT = np.int64(1 << 32)  # key = user_id * 2^32 + seconds since the first event
+
+
+class MissingTrainingDataError(RuntimeError):
+    """The warehouse lacks what the user models read; the message says which step to run."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Items as dense indices: index 0 is padding, item index i has item_ids[i - 1]."""
+
+    item_ids: np.ndarray  # (n_items,) int64
+    category_ids: np.ndarray  # (n_categories,) int64, category index c has category_ids[c - 1]
+    item_category: np.ndarray  # (n_items + 1,) category index of every item index, 0 for pad
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def n_categories(self) -> int:
+        return len(self.category_ids)
+
+
+@dataclass(frozen=True)
+class EventLog:
+    """All events sorted by (user, time); items and categories as dense indices."""
+
+    user: np.ndarray  # int64 user_id
+    seconds: np.ndarray  # int64 seconds since `origin`
+    item: np.ndarray  # int64 item index, 0 for searches
+    category: np.ndarray  # int64 category index, 0 for searches
+    kind: np.ndarray  # int64 index into EVENT_TYPES
+    price: np.ndarray  # float64, 0 when missing
+    origin: pd.Timestamp  # UTC timestamp of seconds == 0
+    last_day: dt.date  # newest day with data
+
+    @property
+    def key(self) -> np.ndarray:
+        return self.user * _SHIFT + self.seconds
+
+    def to_seconds(self, ts: pd.Timestamp) -> int:
+        return int((ts - self.origin).total_seconds())
+
+    def positions(self, users: np.ndarray, ts: pd.Timestamp | np.ndarray) -> np.ndarray:
+        """Index of each user's first event at or after `ts` (the end of their history)."""
+        if isinstance(ts, pd.Timestamp):
+            sec = np.full(len(users), self.to_seconds(ts), dtype=np.int64)
+        else:
+            sec = np.asarray(ts, dtype=np.int64)
+        return np.searchsorted(self.key, users.astype(np.int64) * _SHIFT + sec, side="left")
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Each row's last events before its cutoff, right-aligned and zero-padded."""
+
+    item: np.ndarray  # (n, L) int64
+    category: np.ndarray  # (n, L) int64
+    kind: np.ndarray  # (n, L) int64
+    log_gap_hours: np.ndarray  # (n, L) float32, log1p(hours before the cutoff)
+    log_price: np.ndarray  # (n, L) float32
+    history_events: np.ndarray  # (n,) int64, all events before the cutoff
+    history: np.ndarray  # (n, 3) float32: log1p of events, purchases and tenure days before it
+
+
+def require_warehouse(paths: Paths) -> None:
+    if not paths.warehouse.exists():
+        raise MissingTrainingDataError(
+            f"no warehouse at {paths.warehouse}: run `basketcast build` (and `basketcast "
+            "features`) before the user models"
+        )
+
+
+def load_catalog(paths: Paths) -> Catalog:
+    require_warehouse(paths)
+    with connect(paths.warehouse, read_only=True) as con:
+        items = con.execute(
+            "SELECT item_id, category_id FROM staging.stg_shop__items ORDER BY item_id"
+        ).df()
+    if items.empty:
+        raise MissingTrainingDataError("staging.stg_shop__items is empty: run `basketcast build`")
+    category_ids = np.sort(items["category_id"].unique()).astype(np.int64)
+    cat_index = np.searchsorted(category_ids, items["category_id"].to_numpy()) + 1
+    return Catalog(
+        item_ids=items["item_id"].to_numpy(np.int64),
+        category_ids=category_ids,
+        item_category=np.concatenate([[0], cat_index]).astype(np.int64),
+    )
+
+
+def load_events(paths: Paths, catalog: Catalog) -> EventLog:
+    """Every clean event, sorted by user and time (events of unknown items count as searches)."""
+    with connect(paths.warehouse, read_only=True) as con:
+        frame = con.execute(
+            """SELECT user_id, epoch_us(event_ts) AS ts_us, coalesce(item_id, -1) AS item_id,
+                   event_type, coalesce(price, 0) AS price
+            FROM staging.stg_shop__events ORDER BY user_id, event_ts, event_id"""
+        ).df()
+    if frame.empty:
+        raise MissingTrainingDataError("staging.stg_shop__events is empty: run `basketcast build`")
+    ts_us = frame["ts_us"].to_numpy(np.int64)
+    origin_us = int(ts_us.min()) // 86_400_000_000 * 86_400_000_000
+    raw_item = frame["item_id"].to_numpy(np.int64)
+    pos = np.searchsorted(catalog.item_ids, raw_item)
+    known = (pos < catalog.n_items) & (
+        catalog.item_ids[np.minimum(pos, catalog.n_items - 1)] == raw_item
+    )
+    item = np.where(known, pos + 1, 0).astype(np.int64)
+    kind = pd.Categorical(frame["event_type"], categories=EVENT_TYPES).codes.astype(np.int64)
+    origin = pd.Timestamp(origin_us, unit="us", tz="UTC")
+    return EventLog(
+        user=frame["user_id"].to_numpy(np.int64),
+        seconds=(ts_us - origin_us) // 1_000_000,
+        item=item,
+        category=catalog.item_category[item],
+        kind=kind,
+        price=frame["price"].to_numpy(np.float64),
+        origin=origin,
+        last_day=pd.Timestamp(int(ts_us.max()), unit="us", tz="UTC").date(),
+    )
+
+
+def load_labels(paths: Paths) -> pd.DataFrame:
+    """The dbt training set: user_id, cutoff_date, cutoff_ts, purchased, spend, ..."""
+    with connect(paths.warehouse, read_only=True) as con:
+        found = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'ml' AND table_name = 'ml_user_propensity_labels'"
+        ).fetchone()
+        if not found or not found[0]:
+            raise MissingTrainingDataError(
+                f"{LABEL_TABLE} is missing: run `basketcast build` (dbt builds models/ml)"
+            )
+        frame = con.execute(f"SELECT * FROM {LABEL_TABLE} ORDER BY cutoff_date, user_id").df()
+    frame["cutoff_date"] = pd.to_datetime(frame["cutoff_date"]).dt.date
+    frame["cutoff_ts"] = pd.to_datetime(frame["cutoff_ts"], utc=True)
+    return frame
+
+
+def scoring_population(events: EventLog, cutoff: pd.Timestamp, active_days: int) -> np.ndarray:
+    """User ids with any event in the `active_days` before `cutoff`: whom a prediction scores."""
+    end = events.to_seconds(cutoff)
+    start = end - active_days * 86_400
+    seen = (events.seconds >= start) & (events.seconds < end)
+    return np.unique(events.user[seen])
+
+
+def sequences(
+    events: EventLog, users: np.ndarray, cutoffs: pd.Series | pd.Timestamp, max_len: int
+) -> Sequences:
+    """The last `max_len` events of each (user, cutoff) row strictly before the cutoff."""
+    users = np.asarray(users, dtype=np.int64)
+    if isinstance(cutoffs, pd.Timestamp):
+        cut_sec = np.full(len(users), events.to_seconds(cutoffs), dtype=np.int64)
+    else:
+        delta = pd.to_datetime(cutoffs, utc=True) - events.origin
+        cut_sec = (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+    end = events.positions(users, cut_sec)
+    start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
+    idx = end[:, None] - max_len + np.arange(max_len)[None, :]
+    valid = idx >= start[:, None]
+    safe = np.where(valid, idx, 0)
+    gap_hours = (cut_sec[:, None] - events.seconds[safe]) / 3600.0
+    return Sequences(
+        item=np.where(valid, events.item[safe], 0),
+        category=np.where(valid, events.category[safe], 0),
+        kind=np.where(valid, events.kind[safe], 0),
+        log_gap_hours=np.where(valid, np.log1p(np.maximum(gap_hours, 0.0)), 0.0).astype(np.float32),
+        log_price=np.where(valid, np.log1p(events.price[safe]), 0.0).astype(np.float32),
+        history_events=end - start,
+        history=_history_summary(events, start, end, cut_sec),
+    )
+
+
+def _history_summary(
+    events: EventLog, start: np.ndarray, end: np.ndarray, cut_sec: np.ndarray
+) -> np.ndarray:
+    """log1p of (all events, all purchases, days since the first event) before each cutoff."""
+    purchases = np.concatenate([[0], np.cumsum(events.kind == PURCHASE)])
+    seen = end > start
+    first = events.seconds[np.minimum(start, len(events.seconds) - 1)]
+    tenure = np.where(seen, (cut_sec - first) / 86_400.0, 0.0)
+    summary = np.stack([end - start, purchases[end] - purchases[start], tenure], axis=1)
+    return np.log1p(np.maximum(summary, 0.0)).astype(np.float32)
+
+
+def user_item_history(
+    events: EventLog,
+    users: np.ndarray,
+    cutoffs: pd.Series | pd.Timestamp,
+    n_items: int,
+    recent_days: int = 28,
+) -> np.ndarray:
+    """(n, 2, n_items) float32: log1p of each user's purchases of each item before the cutoff,
+    and of their events on each item in the `recent_days` before it."""
+    users = np.asarray(users, dtype=np.int64)
+    if isinstance(cutoffs, pd.Timestamp):
+        cut_sec = np.full(len(users), events.to_seconds(cutoffs), dtype=np.int64)
+    else:
+        delta = pd.to_datetime(cutoffs, utc=True) - events.origin
+        cut_sec = (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+    end = events.positions(users, cut_sec)
+    start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
+    row = np.repeat(np.arange(len(users)), end - start)
+    parts = [np.arange(a, b) for a, b in zip(start, end, strict=True)]
+    idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    out = np.zeros((len(users), 2, n_items), dtype=np.float32)
+    item = events.item[idx]
+    bought = (events.kind[idx] == PURCHASE) & (item > 0)
+    np.add.at(out, (row[bought], 0, item[bought] - 1), 1.0)
+    recent = (item > 0) & (events.seconds[idx] >= cut_sec[row] - recent_days * 86_400)
+    np.add.at(out, (row[recent], 1, item[recent] - 1), 1.0)
+    return np.log1p(out)
+
+
+def window_targets(
+    events: EventLog,
+    users: np.ndarray,
+    cutoffs: pd.Series | pd.Timestamp,
+    window_days: int,
+    n_items: int,
+    n_categories: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: purchased-item counts (n, n_items) and item-event category counts
+    (n, n_categories) in [cutoff, cutoff + window). Columns are dense index - 1."""
+    users = np.asarray(users, dtype=np.int64)
+    if isinstance(cutoffs, pd.Timestamp):
+        cut_sec = np.full(len(users), events.to_seconds(cutoffs), dtype=np.int64)
+    else:
+        delta = pd.to_datetime(cutoffs, utc=True) - events.origin
+        cut_sec = (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+    lo = events.positions(users, cut_sec)
+    hi = events.positions(users, cut_sec + window_days * 86_400)
+    counts = hi - lo
+    row = np.repeat(np.arange(len(users)), counts)
+    idx = (
+        np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(row) else row
+    )
+    items = np.zeros((len(users), n_items), dtype=np.float32)
+    cats = np.zeros((len(users), n_categories), dtype=np.float32)
+    has_item = events.item[idx] > 0
+    bought = has_item & (events.kind[idx] == PURCHASE)
+    np.add.at(items, (row[bought], events.item[idx[bought]] - 1), 1.0)
+    np.add.at(cats, (row[has_item], events.category[idx[has_item]] - 1), 1.0)
+    return items, cats
+
+
+def purchased_before(
+    events: EventLog, users: np.ndarray, cutoff: pd.Timestamp, n_items: int
+) -> np.ndarray:
+    """(n, n_items) bool: items each user purchased at any time before `cutoff`."""
+    users = np.asarray(users, dtype=np.int64)
+    end = events.positions(users, cutoff)
+    start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
+    out = np.zeros((len(users), n_items), dtype=bool)
+    row = np.repeat(np.arange(len(users)), end - start)
+    idx = (
+        np.concatenate([np.arange(a, b) for a, b in zip(start, end, strict=True)])
+        if len(row)
+        else row
+    )
+    bought = (events.kind[idx] == PURCHASE) & (events.item[idx] > 0)
+    out[row[bought], events.item[idx[bought]] - 1] = True
+    return out
+
+
+def item_popularity(events: EventLog, cutoff: pd.Timestamp, days: int, n_items: int) -> np.ndarray:
+    """Purchase events per item (dense index - 1) in the `days` before `cutoff`."""
+    end = events.to_seconds(cutoff)
+    mask = (
+        (events.seconds < end)
+        & (events.seconds >= end - days * 86_400)
+        & (events.kind == PURCHASE)
+        & (events.item > 0)
+    )
+    return np.bincount(events.item[mask] - 1, minlength=n_items).astype(np.float64)
+
+
+def user_features(
+    paths: Paths, users: np.ndarray, cutoffs: pd.Series | pd.Timestamp
+) -> pd.DataFrame:
+    """`propensity_v1` features joined point-in-time at each row's cutoff (Feast)."""
+    from ml_jobs.features import historical_features
+
+    stamps = (
+        pd.Series(cutoffs, index=range(len(users)))
+        if isinstance(cutoffs, pd.Timestamp)
+        else pd.to_datetime(pd.Series(cutoffs).reset_index(drop=True), utc=True)
+    )
+    entity_df = pd.DataFrame(
+        {"user_id": np.asarray(users, dtype=np.int64), "event_timestamp": stamps}
+    )
+    return historical_features(paths, entity_df, FEATURE_SERVICE)
