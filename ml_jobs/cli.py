@@ -4,9 +4,8 @@ basketcast generate --users 2000 --items 150 --days 240    synthetic shop → ra
 basketcast build                                           dbt build (staging, marts, exports)
 basketcast quality                                         load reconciles, rejects in bounds
 basketcast features                                        feast apply + materialize
-basketcast train                                           backtest, train, promote champions
+basketcast train [--product demand|users]                 backtest, train, promote champions
 basketcast predict                                         champions score the newest data
-basketcast users                                           user propensity, affinity, recs
 basketcast consumers                                       dbt build of consumer marts
 basketcast run                                             all of the above, in this process
 basketcast dag [basketcast_daily|_train|_consumers]        a DAG through Airflow dag.test()
@@ -86,7 +85,13 @@ def _cmd_quality(args: argparse.Namespace, paths: Paths) -> None:
 def _cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import pipeline
 
-    pipeline.train_demand(paths)
+    if args.product in ("all", "demand"):
+        summary = pipeline.train_demand(paths)
+        console.print(f"demand champion: {summary['champion_run_id']}")
+    if args.product in ("all", "users"):
+        summary = pipeline.train_users(paths)
+        champions = ", ".join(f"{k}: {v}" for k, v in summary["champions"].items())
+        console.print(f"user models for {summary['n_users']:,} users; champions {champions}")
 
 
 def _cmd_predict(args: argparse.Namespace, paths: Paths) -> None:
@@ -132,14 +137,6 @@ def _cmd_demo(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import demo
 
     demo.run_demo(paths, fresh=args.fresh)
-
-
-def _cmd_users(args: argparse.Namespace, paths: Paths) -> None:
-    from ml_jobs import pipeline
-
-    summary = pipeline.predict_users(paths)
-    champions = ", ".join(f"{k}: {v}" for k, v in summary["champions"].items())
-    console.print(f"user models written for {summary['n_users']:,} users; champions {champions}")
 
 
 def _cmd_query(args: argparse.Namespace, paths: Paths) -> None:
@@ -195,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument(
         "--max-rejected-share", type=float, default=0.05, help="allowed rejected share per table"
     )
-    add("train", _cmd_train, "backtest and train every model, write forecasts, pick champions")
+    train = add("train", _cmd_train, "backtest and train models, write predictions, pick champions")
+    train.add_argument("--product", choices=["all", "demand", "users"], default="all")
     add("predict", _cmd_predict, "score every champion on the newest data (trains if none)")
-    add("users", _cmd_users, "user propensity, category affinity and recommendations")
     add("consumers", _cmd_consumers, "dbt build of the consumer marts")
     add("report", _cmd_report, "HTML report of models, backtests and sample forecasts")
     run = add("run", _cmd_run, "every step in order, in this process")
