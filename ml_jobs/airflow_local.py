@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ml_jobs.config import AIRFLOW_POOLS, DAGS_DIR, QUIET_ENV, Paths
@@ -82,6 +82,21 @@ def run_dag(
 # duckdb 2.0 reports objects still alive at interpreter exit ("nanobind: leaked ..."): harmless
 # noise that would bury the real log, so it is dropped from what the user sees.
 _NOISE = ("nanobind: ", " - leaked ")
+
+
+def backfill(dag_id: str, paths: Paths, first: datetime, last: datetime) -> list[datetime]:
+    """Run `dag_id` once per day for logical dates first..last (inclusive), oldest first.
+
+    Each run covers its own data interval, so a backfill leaves the warehouse as the same
+    daily runs made one after another would. (With a scheduler running, `airflow backfill
+    create` does the same through the scheduler.)
+    """
+    if last < first:
+        raise ValueError(f"backfill range is empty: {first:%Y-%m-%d} is after {last:%Y-%m-%d}")
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    for day in days:
+        run_dag(dag_id, paths, logical_date=day)
+    return days
 
 
 def _run(cmd: list[str], paths: Paths) -> None:

@@ -9,6 +9,7 @@ basketcast predict                                         champions score the n
 basketcast consumers                                       dbt build of consumer marts
 basketcast run                                             all of the above, in this process
 basketcast dag [basketcast_daily|_train|_consumers]        a DAG through Airflow dag.test()
+basketcast backfill 2026-05-01 2026-05-07                  daily runs for a range of dates
 basketcast demo                                            synthetic shop → DAG → example SQL
 basketcast query "select ..."                              read-only SQL on the warehouse
 basketcast online-features user 1 2 3                      online features from Feast
@@ -133,6 +134,16 @@ def _cmd_dag(args: argparse.Namespace, paths: Paths) -> None:
     run_dag(args.dag_id, paths, logical_date=logical)
 
 
+def _cmd_backfill(args: argparse.Namespace, paths: Paths) -> None:
+    from ml_jobs.airflow_local import backfill, run_dag
+
+    first = datetime.combine(args.start, datetime.min.time(), UTC)
+    last = datetime.combine(args.end, datetime.min.time(), UTC)
+    days = backfill("basketcast_daily", paths, first, last)
+    run_dag("basketcast_consumers", paths, logical_date=last)
+    console.print(f"backfilled {len(days)} daily runs, {args.start} to {args.end}")
+
+
 def _cmd_demo(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import demo
 
@@ -211,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_day,
         help="logical date; covers the day before (default: newest raw day + 1)",
     )
+    back = add("backfill", _cmd_backfill, "run basketcast_daily for each logical date in a range")
+    back.add_argument("start", type=_day, help="first logical date YYYY-MM-DD")
+    back.add_argument("end", type=_day, help="last logical date YYYY-MM-DD (inclusive)")
     demo = add("demo", _cmd_demo, "synthetic shop through the Airflow DAG, then example SQL")
     demo.add_argument("--fresh", action="store_true", help="start from an empty home folder")
     query = add("query", _cmd_query, "run read-only SQL against the warehouse")

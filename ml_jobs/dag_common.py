@@ -40,8 +40,15 @@ PREDICTIONS = Asset("basketcast://warehouse/predictions")
 CONSUMERS = Asset("basketcast://warehouse/consumers")
 
 
-def interval_dates(context: dict) -> tuple[str, str]:
-    """The run's data interval as ISO timestamps (start inclusive, end exclusive)."""
-    start = context.get("data_interval_start") or context["logical_date"]
+def interval_dates(context: dict, period: timedelta = timedelta(days=1)) -> tuple[str, str]:
+    """The run's data interval as ISO timestamps (start inclusive, end exclusive).
+
+    Airflow 3's cron schedules trigger at the logical date and give manual and `dag.test()`
+    runs an empty interval (start == end); such a run covers the `period` before its logical
+    date, like a scheduled run does.
+    """
     end = context.get("data_interval_end") or context["logical_date"]
+    start = context.get("data_interval_start") or end
+    if start >= end:
+        start = end - period
     return start.isoformat(), end.isoformat()

@@ -170,6 +170,11 @@ def publish_features(
     begin = _as_utc(start)
     if begin is not None and begin >= stop:
         return 0
+    # The online store serves the newest values only: a backfill of an older interval must not
+    # overwrite what a later run already loaded.
+    loaded = [v.most_recent_end_time for v in features.feature_store(paths).list_feature_views()]
+    if loaded and all(t is not None and _as_utc(t) >= stop for t in loaded):
+        return 0
     return features.materialize(paths, end=stop, start=begin)
 
 

@@ -59,7 +59,8 @@ final as (
         user_activity.last_order_date,
         cast(coalesce(user_activity.active_days, 0) as bigint) as active_days,
         cast(coalesce(user_activity.lifetime_orders, 0) as bigint) as lifetime_orders,
-        cast(coalesce(user_activity.lifetime_spend, 0) as {{ basketcast.type_double() }}) as lifetime_spend,
+        {{ basketcast.round_double('coalesce(user_activity.lifetime_spend, 0)', 2) }}
+            as lifetime_spend,
         cast(coalesce(review_users.review_count, 0) as bigint) as review_count
 
     from user_ids

@@ -154,15 +154,16 @@ final as (
         cast(category_id as bigint) as category_id,
         cast(units_sold as bigint) as units_sold,
         cast(order_count as bigint) as order_count,
-        cast(revenue as {{ basketcast.type_double() }}) as revenue,
+        -- Rounded to the cent: parallel sums differ in the last bit from run to run, and a
+        -- rebuild of the same day must give the same table.
+        {{ basketcast.round_double('revenue', 2) }} as revenue,
         cast(views as bigint) as views,
         cast(carts as bigint) as carts,
         cast(favorites as bigint) as favorites,
         cast(category_searches as bigint) as category_searches,
-        cast(
-            coalesce(paid_price, base_price * (1 - coalesce(discount_pct, 0) / 100.0))
-            as {{ basketcast.type_double() }}
-        ) as price,
+        {{ basketcast.round_double(
+            'coalesce(paid_price, base_price * (1 - coalesce(discount_pct, 0) / 100.0))', 4
+        ) }} as price,
         cast(base_price as {{ basketcast.type_double() }}) as list_price,
         cast(coalesce(discount_pct, 0) as {{ basketcast.type_double() }}) as discount_pct,
         discount_pct is not null as is_promo,

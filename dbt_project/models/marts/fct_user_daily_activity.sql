@@ -76,7 +76,7 @@ final as (
         cast(sum(events) as bigint) as events,
         cast(sum(orders) as bigint) as orders,
         cast(sum(units) as bigint) as units,
-        cast(sum(spend) as {{ basketcast.type_double() }}) as spend,
+        {{ basketcast.round_double('sum(spend)', 2) }} as spend,  -- to the cent: reruns match
         max(last_purchase_ts) as last_purchase_ts
 
     from unioned
