@@ -179,6 +179,19 @@ def test_backtest_metrics_recorded_for_each_model(shop: Paths) -> None:
     assert {"roc_auc", "log_loss"} <= set(users)
 
 
+def test_example_queries_answer_on_the_published_tables(shop: Paths) -> None:
+    from ml_jobs.demo import EXAMPLE_QUERIES, read_sql
+
+    files = sorted(EXAMPLE_QUERIES.glob("*.sql"))
+    assert len(files) >= 3
+    for path in files:
+        sql, title = read_sql(f"@{path}")
+        answer = query(shop, sql)
+        assert title and len(answer.columns) >= 3, path.name
+        if "reorder" not in path.name:  # whether anything needs reordering depends on stock
+            assert len(answer) > 0, path.name
+
+
 def test_rerunning_a_date_leaves_the_warehouse_as_one_run_would(shop: Paths) -> None:
     tables = {
         "predictions.item_demand_forecast": ("predicted_at",),
