@@ -148,7 +148,7 @@ def main() -> None:
         f" days, {len(cutoffs)} cutoffs ({', '.join(str(c) for c in cutoffs)})",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · {args.threads} threads · "
-        "machine shared with other jobs during the run (times are noisy, upper bounds)",
+        f"load average {os.getloadavg()[0]:.1f} at the end (times are upper bounds when high)",
         "",
         "| model | " + " | ".join(COLUMNS) + " | backtest s |",
         "|---|" + "---:|" * (len(COLUMNS) + 1),

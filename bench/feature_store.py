@@ -239,8 +239,8 @@ def main() -> None:
     lines = [
         f"### Materialization — {args.users:,} users × {FEATURES} Float64 features",
         "",
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · one run each · machine shared "
-        "with other jobs (noisy) · entity rows/s; ratio = bulk time / floor time (bar ≤ 1.5)",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · one run each · "
+        "entity rows/s; ratio = bulk time / floor time (bar ≤ 1.5)",
         "",
         "| store | Feast materialize | bulk path | raw write floor | bulk / floor | "
         "bulk peak RSS growth |",

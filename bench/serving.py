@@ -203,7 +203,7 @@ def main() -> None:
         f"### Online fetch — {args.users:,} users × {FEATURES} Float64 features",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine} · {args.requests} batches of 1, "
-        f"{max(args.requests // 4, 50)} of 100 · machine shared with other jobs (noisy) · "
+        f"{max(args.requests // 4, 50)} of 100 · "
         "ms; bars: SDK on Redis p99 ≤ 1 / ≤ 10, HTTP p99 ≤ 5 / ≤ 20",
         "",
         "| store | path | batch 1 p50 | batch 1 p99 | batch 100 p50 | batch 100 p99 |",

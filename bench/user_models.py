@@ -151,8 +151,8 @@ def main() -> None:
     n_users = len(inputs.predict_ex)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"CPU only, {args.threads} threads; machine shared with other jobs during the run "
-        "(times are noisy upper bounds)"
+        f"CPU only, {args.threads} threads; load average {os.getloadavg()[0]:.1f} at the end "
+        "(times are upper bounds when it is high)"
     )
     bars = [
         f"- torch ROC-AUC - XGBoost ROC-AUC = {auc_gap:+.4f} (bar >= +0.01): "
