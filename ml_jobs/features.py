@@ -244,6 +244,8 @@ def materialize(
     from ``end - ttl`` the first time. (Feast's own materialize_incremental starts a first run
     at now - ttl, which skips historical data entirely.) A late backfill whose feature_ts is
     before the last materialized end is picked up only by a run with an explicit ``start``.
+    A window that ends at or before a view's last materialized end is skipped: the online store
+    serves the newest values, and a backfill of an older interval must not overwrite them.
 
     Returns the number of entity rows written, summed over the feature views. Raises
     ValueError, before writing anything, when an export breaks the contract.
@@ -262,8 +264,9 @@ def materialize(
             view_start = _utc(view.most_recent_end_time)
         else:
             view_start = end - view.ttl
-        if view_start >= end:
-            continue
+        loaded = view.most_recent_end_time
+        if view_start >= end or (loaded is not None and _utc(loaded) >= end):
+            continue  # nothing new, or an older window that would overwrite newer online values
         if engine == "bulk":
             from ml_jobs.serving.bulk_write import materialize_view
 

@@ -93,14 +93,10 @@ def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, ob
     `max_rejected_share` of its rows were rejected, or when events or order lines kept no
     clean row at all. Returns the per-table counts when the load passes.
     """
-    from ml_jobs.warehouse import connect
+    from ml_jobs.warehouse import connect, table_exists
 
     with connect(paths.warehouse, read_only=True) as con:
-        found = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'audit' and table_name = 'reconciliation'"
-        ).fetchone()[0]
-        if not found:
+        if not table_exists(con, "audit.reconciliation"):
             raise QualityGateFailed(
                 f"audit.reconciliation is missing from {paths.warehouse}: run dbt build first"
             )
@@ -170,11 +166,6 @@ def publish_features(
     begin = _as_utc(start)
     if begin is not None and begin >= stop:
         return 0
-    # The online store serves the newest values only: a backfill of an older interval must not
-    # overwrite what a later run already loaded.
-    loaded = [v.most_recent_end_time for v in features.feature_store(paths).list_feature_views()]
-    if loaded and all(t is not None and _as_utc(t) >= stop for t in loaded):
-        return 0
     return features.materialize(paths, end=stop, start=begin)
 
 
@@ -230,12 +221,7 @@ def _has_champion(paths: Paths, product: str) -> bool:
     from ml_jobs.warehouse import connect
 
     with connect(paths.warehouse, read_only=True) as con:
-        exists = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'predictions' and table_name = ?",
-            [product],
-        ).fetchone()[0]
-        return bool(exists) and current_champion(con, product) is not None
+        return current_champion(con, product) is not None
 
 
 def predict_champions(

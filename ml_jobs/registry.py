@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from ml_jobs.config import REPO_ROOT
-from ml_jobs.warehouse import PREDICTION_TABLES
+from ml_jobs.warehouse import PREDICTION_TABLES, table_exists
 
 DEMAND_PRODUCT = "item_demand_forecast"
 PROMOTION_METRIC = "pinball_mean"
@@ -194,7 +194,12 @@ def _run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
 def current_champion(
     con: duckdb.DuckDBPyConnection, product: str = DEMAND_PRODUCT
 ) -> dict[str, Any] | None:
-    """The product's champion run (run_id, model_name, status, is_champion), if any."""
+    """The product's champion run (run_id, model_name, status, is_champion), if any.
+
+    None as well when the registry or the product's table does not exist yet (a fresh warehouse).
+    """
+    if not (table_exists(con, "ml.model_runs") and table_exists(con, _product_table(product))):
+        return None
     found = con.execute(
         f"""SELECT run_id FROM ml.model_runs
         WHERE is_champion AND status = 'succeeded'

@@ -144,6 +144,16 @@ def connect(warehouse: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBP
         con.close()
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """True when `schema.name` is a table or view in the warehouse."""
+    schema, name = qualified.split(".")
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        [schema, name],
+    ).fetchone()
+    return bool(found and found[0])
+
+
 def ensure_prediction_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the ml and predictions schemas, tables and `_latest` views if they are missing."""
     for statement in DDL:

@@ -53,12 +53,7 @@ def predict_with_champion(
     Returns None when no champion exists yet: the caller trains one first.
     """
     with connect(paths.warehouse, read_only=True) as con:
-        registered = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'predictions'"
-            " AND table_name = ?",
-            [DEMAND_PRODUCT],
-        ).fetchone()[0]
-        champion = current_champion(con, DEMAND_PRODUCT) if registered else None
+        champion = current_champion(con, DEMAND_PRODUCT)
         if champion is None:
             return None
         model_version, artifact_uri = con.execute(

@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ml_jobs.warehouse import connect
+from ml_jobs.warehouse import connect, table_exists
 
 DEMAND_TABLE = "marts.fct_item_daily_demand"
 PROMOTIONS_TABLE = "staging.stg_shop__promotions"
@@ -55,15 +55,6 @@ class DemandData:
         return int(self.history["item_id"].nunique())
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
-    schema, name = qualified.split(".")
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    ).fetchone()
-    return bool(found and found[0])
-
-
 def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
     """Type the demand frame the way the forecasters expect, tolerating nulls a dataset lacks."""
     out = frame.loc[:, list(DEMAND_COLUMNS)].copy()
@@ -82,11 +73,11 @@ def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
 def load_demand_data(warehouse: Path) -> DemandData:
     """Read the daily demand fact table (and planned promotions, if staged) read-only."""
     with connect(warehouse, read_only=True) as con:
-        if not _table_exists(con, DEMAND_TABLE):
+        if not table_exists(con, DEMAND_TABLE):
             raise LookupError(f"{DEMAND_TABLE} is missing from {warehouse}: run `dbt build` first")
         history = con.execute(f"SELECT {', '.join(DEMAND_COLUMNS)} FROM {DEMAND_TABLE}").df()
         promotions = None
-        if _table_exists(con, PROMOTIONS_TABLE):
+        if table_exists(con, PROMOTIONS_TABLE):
             try:
                 promotions = con.execute(
                     f"SELECT {', '.join(PROMOTION_COLUMNS)} FROM {PROMOTIONS_TABLE}"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ml_jobs.config import Paths
+from ml_jobs.warehouse import table_exists
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,7 @@ def load_demand_snapshot(paths: Paths) -> DemandSnapshot | None:
     if not paths.warehouse.exists():
         return None
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        has_view = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'predictions' AND table_name = 'item_demand_forecast_latest'"
-        ).fetchone()
-        if not has_view or not has_view[0]:
+        if not table_exists(con, "predictions.item_demand_forecast_latest"):
             return None
         rows = con.execute(
             """SELECT run_id, model_name, model_version, CAST(as_of_date AS VARCHAR),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ml_jobs.config import Paths
-from ml_jobs.warehouse import connect
+from ml_jobs.warehouse import connect, table_exists
 
 FEATURE_SERVICE = "propensity_v1"
 EVENT_TYPES = ("pad", "view", "search", "favorite", "cart", "purchase")
@@ -153,11 +153,7 @@ def load_events(paths: Paths, catalog: Catalog) -> EventLog:
 def load_labels(paths: Paths) -> pd.DataFrame:
     """The dbt training set: user_id, cutoff_date, cutoff_ts, purchased, spend, ..."""
     with connect(paths.warehouse, read_only=True) as con:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'ml' AND table_name = 'ml_user_propensity_labels'"
-        ).fetchone()
-        if not found or not found[0]:
+        if not table_exists(con, LABEL_TABLE):
             raise MissingTrainingDataError(
                 f"{LABEL_TABLE} is missing: run `basketcast build` (dbt builds models/ml)"
             )
