@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from rich.console import Console
+from scipy.stats import nbinom
 from test_demand import FAST_XGB, build_warehouse, read, synthetic_demand
 
 from ml_jobs.demand import DemandJobConfig, run_demand_forecast
@@ -30,7 +33,13 @@ from ml_jobs.demand.data import (
 from ml_jobs.demand.seasonal_naive import SeasonalNaive
 from ml_jobs.demand.torch_data import panel_tensors, training_samples
 from ml_jobs.demand.torch_forecaster import TorchQuantile, TorchQuantileParams
-from ml_jobs.demand.torch_model import DemandNet, NetConfig, pinball
+from ml_jobs.demand.torch_model import (
+    DemandNet,
+    NetConfig,
+    negbin_nll,
+    negbin_quantiles,
+    pinball,
+)
 from ml_jobs.demand.torch_train import TrainConfig, autocast, select_device
 
 QUIET = Console(quiet=True)
@@ -92,6 +101,44 @@ def test_censored_days_do_not_move_the_loss():
     assert pinball(q, target + torch.tensor([[0.0, 99.0]]), observed, (0.1, 0.5, 0.9)) == loss
 
 
+def test_negbin_quantiles_are_the_distributions_and_never_cross():
+    mean = torch.tensor([0.02, 0.4, 1.5, 6.0, 30.0, 120.0])
+    dispersion = torch.tensor([0.01, 0.5, 0.2, 1.0, 0.3, 2.0])
+    params = torch.stack([mean, dispersion], dim=-1)
+    levels = (0.1, 0.5, 0.9)
+    counts = negbin_quantiles(params, levels).numpy()
+    r = 1.0 / dispersion.double().numpy()
+    p = r / (r + mean.double().numpy())
+    expected = np.stack([nbinom.ppf(level, r, p) for level in levels], axis=-1)
+    np.testing.assert_array_equal(counts, expected)
+    assert counts[0].tolist() == [0, 0, 0]  # a slow mover sits exactly at zero
+
+    for mode in ("linear", "mid"):  # each count's mass spread over a unit interval
+        spread = negbin_quantiles(params, levels, mode).numpy()
+        assert (spread >= 0).all() and (np.diff(spread, axis=-1) >= 0).all()
+        low = np.clip(counts - 1.0 + (0.5 if mode == "mid" else 0.0), 0.0, None)
+        assert (spread >= low - 1e-6).all() and (spread <= low + 1.0 + 1e-6).all()
+    with pytest.raises(ValueError, match="quantile_mode 'counts' is unknown"):
+        TorchQuantile(dataclasses.replace(TINY, quantile_mode="counts"))
+
+
+def test_negbin_loss_ignores_censored_days_and_prefers_the_true_mean():
+    torch.manual_seed(0)
+    target = torch.poisson(torch.full((1, 4000), 3.0))
+    mask = torch.ones_like(target)
+
+    def nll(mean: float) -> float:
+        params = torch.stack([torch.full_like(target, mean), torch.full_like(target, 0.01)], dim=-1)
+        return negbin_nll(params, target, mask, None).item()
+
+    assert nll(3.0) < nll(2.0) and nll(3.0) < nll(4.5)
+    params = torch.stack([torch.full((1, 2), 3.0), torch.full((1, 2), 0.2)], dim=-1)
+    censored = torch.tensor([[1.0, 0.0]])  # day 2 is a stock-out: its zero is not demand
+    loss = negbin_nll(params, torch.tensor([[2.0, 0.0]]), censored, None)
+    again = negbin_nll(params, torch.tensor([[2.0, 50.0]]), censored, None)
+    assert loss.item() == again.item()
+
+
 def test_training_windows_mask_stockouts_and_prelaunch_days(data):
     panel = to_panel(data.history)
     tensors = panel_tensors(panel, 28, None, {}, {})
@@ -119,6 +166,16 @@ def test_device_is_cpu_here_and_cuda_when_asked_needs_a_gpu():
         assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
 
 
+def test_torch_model_and_backtest_import_without_duckdb_or_xgboost():
+    # a GPU training machine may have torch, numpy and pandas only (bench/demand_gpu.py)
+    code = (
+        "import sys; sys.modules['duckdb'] = None; sys.modules['xgboost'] = None\n"
+        "import ml_jobs.demand.torch_forecaster, ml_jobs.demand.backtest"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 # --- training ------------------------------------------------------------------------------------
 
 
@@ -143,6 +200,34 @@ def test_killed_training_resumes_to_the_same_model(data, tmp_path):
     again.checkpoint_root = tmp_path
     again.fit(data.history)
     assert again.last_train.resumed_from == 4 and again.last_train.seconds < 5
+
+
+def test_seed_ensemble_and_artifacts_from_before_the_negbin_head_load(data, tmp_path):
+    ensemble = tiny_model(epochs=2)
+    ensemble.config = dataclasses.replace(ensemble.config, n_seeds=2)
+    ensemble.fit(data.history)
+    assert len(ensemble.nets) == 2
+    one = ensemble.predict(data.history, data.as_of)
+    ensemble.save(tmp_path / "ensemble")
+    again = TorchQuantile.load(tmp_path / "ensemble").predict(data.history, data.as_of)
+    pd.testing.assert_frame_equal(one, again)
+
+    # an artifact saved before the negbin head: quantile head, normed decoder, one state dict
+    legacy = tiny_model(epochs=2)
+    legacy.config = dataclasses.replace(legacy.config, head="quantile", decoder_norm=True)
+    legacy.fit(data.history)
+    folder = tmp_path / "legacy"
+    legacy.save(folder)
+    torch.save(legacy.net.state_dict(), folder / "model.pt")
+    payload = json.loads((folder / "model_config.json").read_text())
+    for key in ("head", "decoder_norm", "quantile_mode", "n_seeds"):
+        payload["params"].pop(key)
+        payload["net"].pop(key, None)
+    (folder / "model_config.json").write_text(json.dumps(payload))
+    pd.testing.assert_frame_equal(
+        TorchQuantile.load(folder).predict(data.history, data.as_of),
+        legacy.predict(data.history, data.as_of),
+    )
 
 
 def test_torch_beats_seasonal_naive_and_lifts_planned_promotions(data):

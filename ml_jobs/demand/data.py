@@ -16,11 +16,8 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
-
-from ml_jobs.warehouse import connect, table_exists
 
 DEMAND_TABLE = "marts.fct_item_daily_demand"
 PROMOTIONS_TABLE = "staging.stg_shop__promotions"
@@ -72,6 +69,10 @@ def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
 
 def load_demand_data(warehouse: Path) -> DemandData:
     """Read the daily demand fact table (and planned promotions, if staged) read-only."""
+    import duckdb  # the warehouse is needed here only: the models train on plain frames
+
+    from ml_jobs.warehouse import connect, table_exists
+
     with connect(warehouse, read_only=True) as con:
         if not table_exists(con, DEMAND_TABLE):
             raise LookupError(f"{DEMAND_TABLE} is missing from {warehouse}: run `dbt build` first")

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from ml_jobs.demand.data import Panel
-from ml_jobs.demand.xgb import origin_features
+from ml_jobs.demand.origin import origin_features
 
 FUTURE_FEATURES = (
     "discount",
@@ -65,11 +65,11 @@ class PanelTensors:
         self, rows: torch.Tensor, origins: torch.Tensor, window: int, horizon: int
     ) -> dict[str, torch.Tensor]:
         """Inputs and targets of the samples (item row, origin column)."""
-        steps = torch.arange(-window + 1, 1)
+        steps = torch.arange(-window + 1, 1, device=origins.device)
         cols = origins[:, None] + steps[None, :]  # (B, L)
         inside = (cols >= 0).float()[..., None]
         past = self.past[rows[:, None], cols.clamp(min=0)] * inside
-        ahead = origins[:, None] + torch.arange(1, horizon + 1)[None, :]  # (B, H)
+        ahead = origins[:, None] + torch.arange(1, horizon + 1, device=origins.device)[None, :]
         future = self.known[rows[:, None], ahead.clamp(max=self.known.shape[1] - 1)]
         in_data = ahead < self.n_days
         target_cols = ahead.clamp(max=self.n_days - 1)

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from ml_jobs.demand.base import QUANTILES
 from ml_jobs.demand.torch_data import PanelTensors
-from ml_jobs.demand.torch_model import DemandNet, pinball, recent_level
+from ml_jobs.demand.torch_model import DemandNet, negbin_nll, pinball, recent_level
 
 CHECKPOINT = "checkpoint.pt"
 RUN_ONLY = ("threads", "device", "max_seconds")  # may change between a kill and its resume
@@ -54,6 +54,21 @@ class TrainResult:
     samples_per_s: float = 0.0  # training throughput of this call
     device: str = "cpu"
     resumed_from: int = 0  # epochs already finished when this call started
+
+
+def combine(results: list[TrainResult]) -> TrainResult:
+    """One result for an ensemble: summed time, mean losses, samples/s over all members."""
+    first = results[0]
+    seconds = sum(r.seconds for r in results)
+    samples = sum(r.samples_per_s * r.seconds for r in results)
+    return TrainResult(
+        epochs_run=first.epochs_run,
+        losses=[sum(x) / len(results) for x in zip(*(r.losses for r in results), strict=True)],
+        seconds=seconds,
+        samples_per_s=samples / seconds if seconds > 0 else 0.0,
+        device=first.device,
+        resumed_from=first.resumed_from,
+    )
 
 
 def select_device(preference: str = "auto") -> torch.device:
@@ -97,6 +112,17 @@ def load_checkpoint(checkpoint_dir: Path | None, config: TrainConfig) -> dict[st
     return state if state.get("train_config") == resumable(config) else None
 
 
+def batch_loss(
+    net: DemandNet, output: torch.Tensor, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> torch.Tensor:
+    """NLL of the negbin head (level weights scored no better); pinball of the quantile head."""
+    if net.config.head == "negbin":
+        return negbin_nll(output, batch["target"], batch["mask"], None)
+    level = recent_level(batch["past"][..., 0], batch["past"][..., 1])
+    weight = level ** (config.loss_scale_power - 1.0)
+    return pinball(output, batch["target"], batch["mask"], QUANTILES, weight)
+
+
 def train(
     net: DemandNet,
     tensors: PanelTensors,
@@ -126,6 +152,7 @@ def train(
         cum_observed=tensors.cum_observed.to(device),
         origin_stats=tensors.origin_stats.to(device),
     )
+    rows_on, origins_on = rows.to(device), origins.to(device)
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -153,10 +180,10 @@ def train(
         order = torch.randperm(n, generator=shuffle).to(device)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config, epoch)
-        total, count = 0.0, 0
+        total, count = torch.zeros((), device=device), 0  # summed on the device: no sync
         for start in range(0, n, bs):
             pick = order[start : start + bs]
-            batch = data.batch(rows[pick].to(device), origins[pick].to(device), c.window, c.horizon)
+            batch = data.batch(rows_on[pick], origins_on[pick], c.window, c.horizon)
             with autocast(device):
                 q = net(
                     batch["past"],
@@ -166,17 +193,15 @@ def train(
                     batch["category"],
                     batch["static"],
                 )
-            level = recent_level(batch["past"][..., 0], batch["past"][..., 1])
-            weight = level ** (config.loss_scale_power - 1.0)
-            loss = pinball(q.float(), batch["target"], batch["mask"], QUANTILES, weight)
+            loss = batch_loss(net, q.float(), batch, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimizer.step()
-            total += float(loss.detach()) * len(pick)
+            total += loss.detach() * len(pick)
             count += len(pick)
         seen += count
-        result.losses.append(total / max(count, 1))
+        result.losses.append(float(total) / max(count, 1))
         result.epochs_run = epoch + 1
         console.log(
             f"torch demand model: epoch {epoch + 1}/{config.epochs} on {device}, "

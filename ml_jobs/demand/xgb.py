@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ml_jobs.demand.base import QUANTILES, forecast_frame, nanmean, nanstd
+from ml_jobs.demand.base import QUANTILES, forecast_frame
 from ml_jobs.demand.data import Panel, history_until, known_future, to_panel
+from ml_jobs.demand.origin import origin_features
 from ml_jobs.demand.seasonal_naive import same_weekday_mean
 
 # Features divided by the item's scale (units-valued), and the rest as they are.
@@ -85,62 +86,6 @@ class XGBoostQuantileParams:
     horizon: int = 28  # longest horizon trained
     nthread: int = 2
     seed: int = 0
-
-
-def _window(values: np.ndarray, origin: int, days: int) -> np.ndarray:
-    return values[:, max(0, origin - days + 1) : origin + 1]
-
-
-def _column(values: np.ndarray, col: int) -> np.ndarray:
-    return values[:, col] if col >= 0 else np.full(len(values), np.nan)
-
-
-def origin_features(panel: Panel, origin: int) -> dict[str, np.ndarray]:
-    """Per-item features known at the end of day `origin` (a panel column). Units unscaled."""
-    units = panel.units
-    cols = np.arange(panel.n_days)[None, :]
-    alive = cols >= panel.first_day[:, None]
-    seen_28 = _window(units, origin, 28)
-    seen_90 = _window(units, origin, 90)
-    promo_28 = _window(panel.discount_pct, origin, 28) > 0
-    stockout_28 = _window(np.isnan(units) & alive, origin, 28)
-    alive_28 = _window(alive, origin, 28)
-    views_7 = nanmean(_window(panel.views, origin, 7))
-    views_28 = nanmean(_window(panel.views, origin, 28))
-    carts_7 = nanmean(_window(panel.carts, origin, 7))
-    carts_28 = nanmean(_window(panel.carts, origin, 28))
-    item_mean = nanmean(units[:, : origin + 1])
-    mean_28 = nanmean(seen_28)
-    level = np.where(np.isnan(mean_28), item_mean, mean_28)
-    return {
-        "category_id": panel.category_id,
-        "scale": 1.0 + np.nan_to_num(level, nan=0.0),
-        # lag k = units k days before the first forecast day (origin + 1)
-        "lag_1": _column(units, origin),
-        "lag_7": _column(units, origin - 6),
-        "lag_14": _column(units, origin - 13),
-        "lag_28": _column(units, origin - 27),
-        "mean_7": nanmean(_window(units, origin, 7)),
-        "mean_28": mean_28,
-        "std_7": nanstd(_window(units, origin, 7)),
-        "std_28": nanstd(seen_28),
-        "mean_28_no_promo": nanmean(np.where(promo_28, np.nan, seen_28)),
-        "item_mean": item_mean,
-        "views_7": views_7,
-        "views_28": views_28,
-        "views_trend": (views_7 + 1.0) / (views_28 + 1.0),
-        "carts_7": carts_7,
-        "carts_28": carts_28,
-        "carts_trend": (carts_7 + 1.0) / (carts_28 + 1.0),
-        "searches_7": nanmean(_window(panel.searches, origin, 7)),
-        "searches_28": nanmean(_window(panel.searches, origin, 28)),
-        "paid_price_28": nanmean(_window(panel.price, origin, 28)),
-        "discount_at_origin": _column(panel.discount_pct, origin),
-        "promo_share_28": promo_28.sum(axis=1) / np.maximum(alive_28.sum(axis=1), 1),
-        "zero_share_90": nanmean(np.where(np.isnan(seen_90), np.nan, seen_90 == 0)),
-        "stockout_share_28": stockout_28.sum(axis=1) / np.maximum(alive_28.sum(axis=1), 1),
-        "age_days": (origin - panel.first_day).astype("float64"),
-    }
 
 
 def feature_rows(
