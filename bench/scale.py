@@ -14,6 +14,9 @@ write-back → consumers. Per step: wall time, rows and rows/s, the child's peak
 - materialize: the same newest rows upserted into the online store with encoding done
   beforehand (bench/feature_store.py's run_floor), store writes alone;
 - train: the torch model's training loop over the same batches with no model (data floor).
+The train step fits the demand models named by --train-models (XGBoost and torch by default, each
+with its rolling-origin backtest) and the user models in their fast form (--user-models full runs
+the weekly job with its torch sequence model; bench/user_models.py times that one in detail).
 Steps that leave state behind them (dbt, materialize, train) run once; the others are repeated
 `--repeat` times and the median is kept. Every record is appended to bench/scale_runs.jsonl;
 the growth table and bench/scale.png are drawn from the newest record per scale and step.
@@ -41,8 +44,8 @@ from scale_report import BENCH, STEPS, Outputs, plot, record
 SCALES: dict[str, tuple[int, int, int]] = {
     "tiny": (300, 30, 90),
     "S": (4_000, 300, 240),
-    "M": (72_000, 3_000, 240),
-    "L": (720_000, 10_000, 240),
+    "M": (120_000, 3_000, 240),
+    "L": (1_200_000, 10_000, 240),
 }
 REPEATABLE = {"generate", "predict", "consumers"}
 FLOORS = {"dbt build": "floor dbt", "materialize": "floor materialize", "train": "floor train"}
@@ -70,7 +73,7 @@ class Plan:
     scale: str
     home: Path
     models: str = "xgboost_quantile,torch_quantile"  # demand models the train step fits
-    user_models: str = "full"  # full | fast | skip: the user models the train step fits
+    user_models: str = "fast"  # full | fast | skip: the user models the train step fits
 
     @property
     def sizes(self) -> tuple[int, int, int]:
@@ -286,7 +289,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="S")
     parser.add_argument("--repeat", type=int, default=3, help="runs of the repeatable steps")
     parser.add_argument("--train-models", default=Plan.models, help="demand models to train")
-    parser.add_argument("--user-models", choices=("full", "fast", "skip"), default="full")
+    parser.add_argument("--user-models", choices=("full", "fast", "skip"), default=Plan.user_models)
     parser.add_argument("--home", type=Path, help="keep the basketcast home here (default: temp)")
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--out", type=Path, default=BENCH, help="record here instead of bench/")
