@@ -4,7 +4,7 @@ basketcast generate --users 2000 --items 150 --days 240    synthetic shop → ra
 basketcast build                                           dbt build (staging, marts, exports)
 basketcast quality                                         load reconciles, rejects in bounds
 basketcast features                                        feast apply + materialize
-basketcast train [--product demand|users]                 backtest, train, promote champions
+basketcast train [--product demand|users] [--grain week]   backtest, train, promote champions
 basketcast predict                                         champions score the newest data
 basketcast consumers                                       dbt build of consumer marts
 basketcast run                                             all of the above, in this process
@@ -13,7 +13,7 @@ basketcast backfill 2026-05-01 2026-05-07                  daily runs for a rang
 basketcast demo                                            synthetic shop → DAG → example SQL
 basketcast query "select ..."                              read-only SQL on the warehouse
 basketcast online-features user 1 2 3                      online features from Feast
-basketcast serve [--online redis] [--port 8000]            HTTP features and predictions
+basketcast serve [--online redis] [--api-key-file F]       HTTP features and predictions
 basketcast ingest completejourney [--top-products N]       Complete Journey → raw Parquet
 basketcast ingest csv --mapping mapping.yml FILE...        transactions CSV → raw Parquet
 """
@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from rich.console import Console
 
@@ -86,6 +87,10 @@ def _cmd_quality(args: argparse.Namespace, paths: Paths) -> None:
 def _cmd_train(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs import pipeline
 
+    if args.grain:  # the demand job reads its grain from the environment (DemandJobConfig)
+        import os
+
+        os.environ["BASKETCAST_DEMAND_GRAIN"] = args.grain
     if args.product in ("all", "demand"):
         summary = pipeline.train_demand(paths)
         console.print(f"demand champion: {summary['champion_run_id']}")
@@ -165,9 +170,28 @@ def _cmd_online(args: argparse.Namespace, paths: Paths) -> None:
 
 def _cmd_serve(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs.serving.app import serve
+    from ml_jobs.serving.guard import API_KEY_ENV, api_key_from_env
     from ml_jobs.serving.schemas import ServeConfig
 
-    config = ServeConfig(paths, args.online, args.host, args.port, args.max_batch)
+    api_key = api_key_from_env()
+    if args.api_key_file is not None:
+        try:
+            api_key = args.api_key_file.read_text(encoding="utf-8").strip() or None
+        except OSError as error:
+            raise SystemExit(f"--api-key-file {args.api_key_file}: {error.strerror}") from None
+        if api_key is None:
+            raise SystemExit(f"--api-key-file {args.api_key_file} is empty")
+    config = ServeConfig(
+        paths,
+        args.online,
+        args.host,
+        args.port,
+        args.max_batch,
+        api_key=api_key,
+        max_body_bytes=args.max_body_bytes,
+    )
+    if api_key is not None:
+        console.print(f"scoring endpoints require the API key (from {API_KEY_ENV} or file)")
     console.print(f"serving on http://{config.host}:{config.port} ({config.online} online store)")
     serve(config)
 
@@ -205,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train = add("train", _cmd_train, "backtest and train models, write predictions, pick champions")
     train.add_argument("--product", choices=["all", "demand", "users"], default="all")
+    train.add_argument(
+        "--grain", choices=["day", "week"], help="demand time grain (BASKETCAST_DEMAND_GRAIN)"
+    )
     add("predict", _cmd_predict, "score every champion on the newest data (trains if none)")
     add("consumers", _cmd_consumers, "dbt build of the consumer marts")
     add("report", _cmd_report, "HTML report of models, backtests and sample forecasts")
@@ -238,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     serve.add_argument("--port", type=_positive, default=8000)
     serve.add_argument("--max-batch", type=_positive, default=1000, help="ids per request")
+    serve.add_argument(
+        "--max-body-bytes", type=_positive, default=1 << 20, help="largest request body (413)"
+    )
+    serve.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="file holding the API key /features and /predict/* require "
+        "(default: $BASKETCAST_API_KEY; none: open)",
+    )
     from ml_jobs.ingest.commands import add_ingest_parser
 
     add_ingest_parser(sub)

@@ -27,9 +27,10 @@ GPU_QUEUE = "gpu"
 
 DEFAULT_ARGS = {
     "owner": OWNER,
-    # BASKETCAST_TASK_RETRIES=0 makes a failing local test run fail at once.
+    # BASKETCAST_TASK_RETRIES=0 makes a failing local test run fail at once;
+    # BASKETCAST_RETRY_DELAY_S shortens the first retry's wait (tests of retries).
     "retries": int(os.environ.get("BASKETCAST_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(seconds=30),
+    "retry_delay": timedelta(seconds=float(os.environ.get("BASKETCAST_RETRY_DELAY_S", "30"))),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
 }

@@ -4,6 +4,11 @@ Every training run is a row of `ml.model_runs` (status running -> succeeded | fa
 rolling-origin scores are rows of `ml.backtest_metrics`, and exactly one succeeded run per
 prediction product is the champion that the product's `_latest` view serves.
 
+A run records the host and process that runs it. A job killed outright (kill -9, out of memory,
+a lost machine) cannot close its own row, so every `start_run` first closes abandoned runs as
+`failed`: those whose process on this host is gone, and those of any host still `running` after
+`BASKETCAST_STALE_RUN_HOURS` (default 24) hours.
+
 A prediction product is a prediction table (`item_demand_forecast`, ...): a run belongs to the
 product whose table holds its forecasts, so all item demand models (baselines, XGBoost, torch)
 compete for one champion seat. A challenger takes the seat only when its mean backtest pinball
@@ -19,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
+import socket
 import subprocess
 import uuid
 from dataclasses import dataclass, field
@@ -99,13 +106,93 @@ def _json(payload: dict[str, Any] | None) -> str | None:
     return json.dumps(clean(payload), default=str, sort_keys=True)
 
 
+def owner_host() -> str:
+    """This machine and process namespace: where a pid means this process.
+
+    Two containers can share a host name (host networking) but never a pid namespace, so the
+    namespace's id is part of the name when the system exposes it.
+    """
+    host = socket.gethostname()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return host
+    return f"{host}/{namespace.removeprefix('pid:').strip('[]')}"
+
+
+def stale_run_hours() -> float:
+    """After how long a `running` run of another host counts as abandoned."""
+    return float(os.environ.get("BASKETCAST_STALE_RUN_HOURS", "24"))
+
+
+def _process_alive(pid: int, since: dt.datetime) -> bool:
+    """True while process `pid` of this host lives and is the one started before `since`."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = dt.datetime.fromtimestamp(process.create_time(), dt.UTC)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+    # A pid the system handed to a newer process after the run's own one died.
+    return started <= since + dt.timedelta(seconds=5)
+
+
+def fail_abandoned_runs(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime | None = None
+) -> list[str]:
+    """Close as `failed` the `running` runs whose job is gone; returns their run ids.
+
+    A run of this host is abandoned when its process no longer exists; a run of another host
+    (or one registered without an owner) when it has been running for longer than
+    `stale_run_hours()`. The reason goes to the run's metrics as `error`.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    host = owner_host()
+    running = con.execute(
+        """SELECT run_id, owner_host, owner_pid, trained_at FROM ml.model_runs
+        WHERE status = 'running'"""
+    ).fetchall()
+    abandoned: dict[str, str] = {}
+    for run_id, run_host, run_pid, trained_at in running:
+        age_h = (now - trained_at).total_seconds() / 3600
+        if run_host == host and run_pid is not None:
+            if not _process_alive(int(run_pid), trained_at):
+                abandoned[run_id] = (
+                    f"abandoned: process {run_pid} on {host} ended without finishing the run "
+                    "(killed?)"
+                )
+        elif age_h > stale_run_hours():
+            where = f"on {run_host}" if run_host else "with no recorded owner"
+            abandoned[run_id] = (
+                f"abandoned: running {where} for {age_h:.1f} h, longer than "
+                f"BASKETCAST_STALE_RUN_HOURS={stale_run_hours():g}"
+            )
+    for run_id, reason in abandoned.items():
+        con.execute(
+            """UPDATE ml.model_runs SET status = 'failed', metrics = ?, finished_at = ?
+            WHERE run_id = ? AND status = 'running'""",
+            [_json({"error": reason}), now, run_id],
+        )
+    return list(abandoned)
+
+
 def start_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> str:
-    """Register a run as `running`; returns its run_id."""
+    """Register a run as `running`, owned by this process; returns its run_id.
+
+    Runs that an earlier, killed job left `running` are closed as `failed` first
+    (`fail_abandoned_runs`).
+    """
+    fail_abandoned_runs(con)
     con.execute(
         """INSERT INTO ml.model_runs (run_id, model_name, model_kind, model_version, trained_at,
             train_start, train_end, feature_service, params, metrics, artifact_uri, device,
-            git_sha, is_champion, status)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, false, 'running')""",
+            git_sha, is_champion, status, owner_host, owner_pid)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, false, 'running', ?, ?)""",
         [
             record.run_id,
             record.model_name,
@@ -119,6 +206,8 @@ def start_run(con: duckdb.DuckDBPyConnection, record: RunRecord) -> str:
             record.artifact_uri,
             record.device,
             record.git_sha,
+            owner_host(),
+            os.getpid(),
         ],
     )
     return record.run_id
@@ -136,9 +225,9 @@ def finish_run(
         raise ValueError(f"a run finishes as succeeded or failed, not {status!r}")
     con.execute(
         """UPDATE ml.model_runs
-        SET status = ?, metrics = ?, artifact_uri = coalesce(?, artifact_uri)
+        SET status = ?, metrics = ?, artifact_uri = coalesce(?, artifact_uri), finished_at = ?
         WHERE run_id = ?""",
-        [status, _json(metrics), artifact_uri, run_id],
+        [status, _json(metrics), artifact_uri, dt.datetime.now(dt.UTC), run_id],
     )
 
 

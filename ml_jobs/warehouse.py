@@ -30,7 +30,8 @@ PREDICTION_TABLES: dict[str, str] = {
     horizon INTEGER NOT NULL,
     p10 DOUBLE NOT NULL,
     p50 DOUBLE NOT NULL,
-    p90 DOUBLE NOT NULL""",
+    p90 DOUBLE NOT NULL,
+    grain VARCHAR DEFAULT 'day'""",
     "user_purchase_propensity": """
     user_id BIGINT NOT NULL,
     window_days INTEGER NOT NULL,
@@ -47,6 +48,12 @@ PREDICTION_TABLES: dict[str, str] = {
     item_id BIGINT NOT NULL,
     score DOUBLE NOT NULL,
     rank INTEGER NOT NULL""",
+}
+
+# Columns added after a table's first release: added to older warehouses on open, and filled with
+# their default when a writer's frame does not carry them.
+ADDED_COLUMNS: dict[str, dict[str, str]] = {
+    "item_demand_forecast": {"grain": "day"},  # day | week (target_date is the week's Monday)
 }
 
 DDL = [
@@ -69,6 +76,11 @@ DDL = [
         is_champion BOOLEAN NOT NULL DEFAULT false,
         status VARCHAR NOT NULL
     )""",
+    # Who runs a `running` run (so a killed job's row can be closed) and when it finished;
+    # added to registries created before these columns existed.
+    "ALTER TABLE ml.model_runs ADD COLUMN IF NOT EXISTS owner_host VARCHAR",
+    "ALTER TABLE ml.model_runs ADD COLUMN IF NOT EXISTS owner_pid BIGINT",
+    "ALTER TABLE ml.model_runs ADD COLUMN IF NOT EXISTS finished_at TIMESTAMPTZ",
     """CREATE TABLE IF NOT EXISTS ml.backtest_metrics (
         run_id VARCHAR NOT NULL,
         model_name VARCHAR NOT NULL,
@@ -160,6 +172,11 @@ def ensure_prediction_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statement)
     for table, columns in PREDICTION_TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS predictions.{table} ({RUN_COLUMNS},{columns})")
+        for column, default in ADDED_COLUMNS.get(table, {}).items():
+            con.execute(
+                f"ALTER TABLE predictions.{table} "
+                f"ADD COLUMN IF NOT EXISTS {column} VARCHAR DEFAULT '{default}'"
+            )
         con.execute(_latest_view(table))
 
 
@@ -176,6 +193,8 @@ def write_predictions(warehouse: Path, table: str, frame: pd.DataFrame) -> int:
     with connect(warehouse) as con:
         ensure_prediction_schema(con)
         columns = [row[0] for row in con.execute(f"DESCRIBE predictions.{table}").fetchall()]
+        defaults = ADDED_COLUMNS.get(table, {})
+        frame = frame.assign(**{c: v for c, v in defaults.items() if c not in frame.columns})
         missing = sorted(set(columns) - set(frame.columns))
         if missing:
             raise ValueError(f"predictions.{table}: frame lacks columns {missing}")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from test_features import DAYS, ITEM_FEATURES, USER_FEATURES, write_exports
+from test_features import DAYS, ITEM_FEATURES_V1, USER_FEATURES, USER_FEATURES_V1, write_exports
 
 from ml_jobs import features, registry, warehouse
 from ml_jobs.config import Paths
@@ -120,7 +120,7 @@ def test_features_equal_the_sdk_and_flag_unknown_ids(client: TestClient, home: P
         "/features", json={"entity": "item", "ids": [20, 10], "feature_service": "demand_v1"}
     ).json()
     assert [r["features"] for r in items["rows"]] == _sdk(home, "item", [20, 10], "demand_v1")
-    assert list(items["rows"][0]["features"]) == ITEM_FEATURES
+    assert list(items["rows"][0]["features"]) == ITEM_FEATURES_V1
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_health_reports_store_and_models(client: TestClient) -> None:
     assert body["status"] == "ok"
     assert body["online_store"] == "sqlite"
     assert body["entities"] == {"item": "item_id", "user": "user_id"}
-    assert body["feature_services"] == ["demand_v1", "propensity_v1"]
+    assert body["feature_services"] == ["demand_v1", "demand_v2", "propensity_v1", "propensity_v2"]
     assert body["demand_model"] == RUN_ID
 
 
@@ -273,7 +273,7 @@ def _train_propensity_run(paths: Paths) -> str:
     purchased = (train["views_7d"].fillna(0) % 2 == 1).to_numpy(dtype=float)
     spend = train["spend_90d"].fillna(0).to_numpy() / 10
     params = XGBoostPropensityParams(n_estimators=5, min_child_weight=0.0, nthread=1)
-    model = XGBoostPropensity(params, USER_FEATURES).fit(train, purchased, spend)
+    model = XGBoostPropensity(params, USER_FEATURES_V1).fit(train, purchased, spend)
     run_id = "xgboost_propensity-20250305T000000-serve1"
     artifact = paths.artifacts / run_id
     model.save(artifact)
@@ -308,3 +308,101 @@ def test_propensity_scores_the_registered_model_on_online_features(home: Paths) 
         assert row["p_purchase"] == pytest.approx(want["p_purchase"], rel=1e-6)
         assert row["expected_spend"] == pytest.approx(want["expected_spend"], rel=1e-6)
         assert 0.0 <= row["p_purchase"] <= 1.0
+
+
+# --- guards: API key, body size, identifiers --------------------------------------------------
+
+API_KEY = "k" * 8 + "-serving-test-key"
+
+
+@pytest.fixture(scope="module")
+def keyed(home: Paths) -> Iterator[TestClient]:
+    config = ServeConfig(home, api_key=API_KEY, max_body_bytes=2048)
+    with TestClient(create_app(config)) as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        ({}, 401, "missing API key"),
+        ({"x-api-key": "wrong-key-of-some-length"}, 401, "wrong API key"),
+        ({"authorization": "Bearer nope"}, 401, "wrong API key"),
+        ({"authorization": f"Basic {API_KEY}"}, 401, "missing API key"),
+        ({"x-api-key": API_KEY}, 200, None),
+        ({"authorization": f"Bearer {API_KEY}"}, 200, None),
+    ],
+)
+def test_scoring_endpoints_require_the_api_key(
+    keyed: TestClient, headers: dict, status: int, message: str | None
+) -> None:
+    for path, body in (
+        ("/features", {"entity": "user", "ids": [1]}),
+        ("/predict/demand", {"item_ids": [10]}),
+    ):
+        response = keyed.post(path, json=body, headers=headers)
+        assert response.status_code == status, path
+        if message:
+            assert message in response.json()["detail"]
+            assert response.headers["www-authenticate"] == "Bearer"
+    assert keyed.get("/health").status_code == 200  # probes need no key
+
+
+def test_api_key_is_taken_from_the_environment_and_must_be_long(
+    home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_jobs.cli import build_parser
+
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        ServeConfig(home, api_key="short")
+    monkeypatch.setenv("BASKETCAST_API_KEY", API_KEY)
+    from ml_jobs.serving.guard import api_key_from_env
+
+    assert api_key_from_env() == API_KEY
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and args.api_key_file is None  # loopback by default
+    assert ServeConfig(home).host == "127.0.0.1"
+
+
+def test_oversize_and_malformed_bodies_are_4xx_with_a_message(keyed: TestClient) -> None:
+    auth = {"x-api-key": API_KEY}
+    big = {"entity": "user", "ids": list(range(1, 600))}  # > 2048 bytes of JSON
+    response = keyed.post("/features", json=big, headers=auth)
+    assert response.status_code == 413
+    assert "larger than 2048 bytes" in response.json()["detail"]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies while streaming
+        yield b'{"entity": "user", "ids": ['
+        for _ in range(1000):
+            yield b"1, "
+        yield b"1]}"
+
+    json_type = {**auth, "content-type": "application/json"}
+    streamed = keyed.post("/features", content=chunks(), headers=json_type)
+    assert streamed.status_code == 413
+    assert "larger than 2048 bytes" in streamed.json()["detail"]
+
+    nested = keyed.post("/features", content=b"[" * 1000 + b"]" * 1000, headers=json_type)
+    assert 400 <= nested.status_code < 500
+    assert nested.json()["detail"]
+    for content in (b"\xff\xfe not utf-8", b'{"entity": "user", "ids": [NaN]}', b""):
+        odd = keyed.post("/features", content=content, headers=json_type)
+        assert odd.status_code in (400, 422), content
+        assert odd.json()["detail"], content
+
+
+def test_identifiers_from_config_are_checked_before_sql(home: Paths) -> None:
+    from ml_jobs.serving.bulk_write import read_newest
+    from ml_jobs.serving.layout import ViewLayout, view_layout
+
+    store = features.feature_store(home)
+    view = store.list_feature_views()[0]
+    assert view_layout(store.project, view).sqlite_table == f"{store.project}_{view.name}"
+    for project in ('basketcast"; DROP TABLE x; --', "1st", "a b", "x" * 200, ""):
+        with pytest.raises(ValueError, match="Feast project name .* is not a plain identifier"):
+            view_layout(project, view)
+    with pytest.raises(ValueError, match="feature name in view 'v'"):
+        ViewLayout("p", "v", "user_id", ('views_7d", 1); --',), ("Float64",))
+    layout = view_layout(store.project, view)
+    with pytest.raises(ValueError, match="timestamp field .* is not a plain identifier"):
+        next(read_newest(layout, "x.parquet", END, END, timestamp_field='ts" OR 1=1 --'))

@@ -1,12 +1,13 @@
 """`basketcast ingest ...`: the command group that puts real data into the raw layer.
 
 basketcast ingest completejourney [--top-products 500] [--households N] [--start D] [--end D]
-basketcast ingest csv --mapping mapping.yml FILE...
+basketcast ingest csv --mapping mapping.yml [--hash-user-ids] FILE...
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -72,6 +73,8 @@ def _cmd_csv(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs.ingest.csv_mapping import load_mapping
 
     mapping = load_mapping(args.mapping)
+    if args.hash_user_ids:
+        mapping = dataclasses.replace(mapping, hash_user_ids=True)
     with console.status(f"reading {len(args.files)} file(s) with mapping {args.mapping}"):
         summary = ingest_csv(paths, mapping, args.files)
     console.print(
@@ -113,5 +116,10 @@ def add_ingest_parser(sub: argparse._SubParsersAction) -> None:
 
     csv = kinds.add_parser("csv", help="transactions CSV files with a YAML column mapping")
     csv.add_argument("--mapping", required=True, type=Path, help="mapping YAML (docs/ingest.md)")
+    csv.add_argument(
+        "--hash-user-ids",
+        action="store_true",
+        help="store a salted hash of each user id, never the id (salt: $BASKETCAST_ID_SALT)",
+    )
     csv.add_argument("files", nargs="+", type=Path, help="CSV files, same layout")
     csv.set_defaults(func=_cmd_csv)

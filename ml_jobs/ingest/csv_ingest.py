@@ -6,11 +6,15 @@ of the same order and item (and status) are merged into one order line (quantiti
 price weighted by quantity), since an order line is unique per order and item in the contract.
 Cancelled rows become `cancelled` order lines (their quantity made positive) and no purchase
 event. A file that cannot be read at all stops the ingest with a message naming the file.
+With `hash_user_ids` (mapping key or `--hash-user-ids`) user ids are replaced by a salted hash
+(ml_jobs.ingest.privacy) before anything is written, quarantined rows included.
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +23,15 @@ import pandas as pd
 
 from ml_jobs.config import Paths
 from ml_jobs.ingest.csv_mapping import ID_FIELDS, CsvMapping
+from ml_jobs.ingest.privacy import UserIdHasher, salt_from_env
 from ml_jobs.ingest.quarantine import Quarantine, payload_json
 from ml_jobs.ingest.raw_output import stable_ids, write_raw
 from ml_jobs.ingest.validate import first_reason, parse_id, parse_number, parse_timestamp
+
+# Longest field read (characters): far above any real title, small enough to bound memory
+# when a quote is left open and the rest of the file would become one field.
+MAX_FIELD_CHARS = 16 << 20
+WITHHELD = "withheld: the row may hold a raw user id and hash_user_ids is on"
 
 
 class CsvReadError(ValueError):
@@ -42,6 +52,16 @@ class CsvIngestSummary:
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejected.values())
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    """Let the csv module read fields of up to `limit` characters (its default is 128 KiB)."""
+    previous = csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _first_undecodable_line(path: Path, encoding: str) -> int:
@@ -68,7 +88,7 @@ def read_csv_rows(path: Path, mapping: CsvMapping, quarantine: Quarantine) -> pd
         raise CsvReadError(f"{name}: file not found") from None
     except OSError as error:
         raise CsvReadError(f"{name}: cannot open ({error.strerror})") from None
-    with handle:
+    with handle, _field_limit(MAX_FIELD_CHARS):
         reader = csv.reader(handle, delimiter=mapping.delimiter)
         try:
             header = next(reader, None)
@@ -87,11 +107,14 @@ def read_csv_rows(path: Path, mapping: CsvMapping, quarantine: Quarantine) -> pd
                 if not fields:
                     continue  # blank line
                 if len(fields) != len(header):
+                    # With hashed user ids, a ragged row (whose user id may sit anywhere) is
+                    # kept without its fields.
+                    kept = WITHHELD if mapping.hash_user_ids else fields
                     quarantine.add(
                         name,
                         reader.line_num,
                         f"expected {len(header)} fields, got {len(fields)}",
-                        payload_json({"fields": fields}),
+                        payload_json({"fields": kept}),
                     )
                     continue
                 rows.append([fields[i] for i in wanted])
@@ -103,19 +126,38 @@ def read_csv_rows(path: Path, mapping: CsvMapping, quarantine: Quarantine) -> pd
                 "set `encoding` in the mapping"
             ) from None
         except csv.Error as error:
-            raise CsvReadError(f"{name}: line {reader.line_num}: {error}") from None
+            hint = ""
+            if "field limit" in str(error):
+                hint = " (is a quote left open? a field may hold at most that many characters)"
+            raise CsvReadError(f"{name}: line {reader.line_num}: {error}{hint}") from None
     frame = pd.DataFrame(rows, columns=mapping.needed_headers, dtype="string")
     frame["_line"] = np.asarray(lines, dtype=np.int64)
     return frame
 
 
-def _parse(text: pd.DataFrame, mapping: CsvMapping) -> tuple[pd.DataFrame, pd.Series]:
+def _hashed_user_ids(
+    text: pd.Series, values: pd.Series, reason: pd.Series, mode: str, hasher: UserIdHasher
+) -> pd.Series:
+    """Salted hash of each parsed user id: of the integer (so ' 7' and '007' agree) or the text."""
+    ok = reason.isna()
+    canonical = values[ok].astype("int64").astype(str) if mode == "integer" else text[ok]
+    hashed = pd.Series(pd.NA, index=text.index, dtype="Int64")
+    hashed[ok] = hasher.many(canonical.astype(str).str.strip()).astype("Int64")
+    return hashed
+
+
+def _parse(
+    text: pd.DataFrame, mapping: CsvMapping, hasher: UserIdHasher | None = None
+) -> tuple[pd.DataFrame, pd.Series]:
     """Typed order-line fields of every row, and each row's rejection reason (or NA)."""
     col = mapping.columns
     parsed: dict[str, pd.Series] = {}
     checks: list[pd.Series] = []
     for name in ID_FIELDS:
         parsed[name], reason = parse_id(text[col[name]], name, mapping.id_mode(name))
+        if name == "user_id" and hasher is not None:
+            mode = mapping.id_mode(name)
+            parsed[name] = _hashed_user_ids(text[col[name]], parsed[name], reason, mode, hasher)
         checks.append(reason)
     parsed["order_ts"], reason = parse_timestamp(
         text[col["order_ts"]], "order_ts", mapping.timestamp_format, mapping.timezone
@@ -191,6 +233,7 @@ def ingest_csv(paths: Paths, mapping: CsvMapping, files: list[Path]) -> CsvInges
     """Read `files` with `mapping` and replace the raw tables with their order lines."""
     if not files:
         raise CsvReadError("no CSV files given")
+    hasher = UserIdHasher(salt_from_env()) if mapping.hash_user_ids else None
     quarantine = Quarantine(mapping.source)
     texts: list[pd.DataFrame] = []
     for path in files:
@@ -199,17 +242,28 @@ def ingest_csv(paths: Paths, mapping: CsvMapping, files: list[Path]) -> CsvInges
     text = pd.concat(texts, ignore_index=True)
     rows_in = len(text) + len(quarantine)
 
-    parsed, reason = _parse(text, mapping)
+    parsed, reason = _parse(text, mapping, hasher)
     bad = reason.notna()
     header = mapping.needed_headers
+    rejected = text.loc[bad, header]
+    if hasher is not None:
+        user_column = mapping.columns["user_id"]
+        rejected[user_column] = rejected[user_column].map(hasher.redact)
     for file, part in text[bad].groupby("_file", sort=False):
         quarantine.extend(
             file,
             part["_line"].tolist(),
             reason[part.index].astype(str).tolist(),
-            [payload_json(r) for r in part[header].to_dict("records")],
+            [payload_json(r) for r in rejected.loc[part.index].to_dict("records")],
         )
     accepted = parsed[~bad]
+    if accepted.empty:
+        # Replacing the raw layer with nothing would wipe the shop's history: refuse instead.
+        path = quarantine.write(paths)
+        raise CsvReadError(
+            f"no row of {', '.join(str(f) for f in files)} could be ingested ({rows_in} read, "
+            f"{len(quarantine)} rejected, reasons in {path}); the raw layer was left as it was"
+        )
     order_lines = _merge_lines(accepted)
     order_lines["quantity"] = order_lines["quantity"].astype("int64")
     sold = order_lines[order_lines["status"] != "cancelled"].reset_index(drop=True)

@@ -21,7 +21,16 @@ REQUIRED_FIELDS = ("order_id", "user_id", "item_id", "order_ts", "quantity", "un
 OPTIONAL_FIELDS = ("category", "title", "brand")
 ID_FIELDS = ("order_id", "user_id", "item_id")
 ID_MODES = ("integer", "hash")
-TOP_LEVEL_KEYS = ("source", "delimiter", "encoding", "columns", "ids", "timestamp", "cancellation")
+TOP_LEVEL_KEYS = (
+    "source",
+    "delimiter",
+    "encoding",
+    "columns",
+    "ids",
+    "timestamp",
+    "cancellation",
+    "hash_user_ids",
+)
 
 
 class MappingError(ValueError):
@@ -53,6 +62,7 @@ class CsvMapping:
     delimiter: str = ","
     encoding: str = "utf-8"
     cancellation: Cancellation | None = None
+    hash_user_ids: bool = False  # salted hash of user ids (ml_jobs.ingest.privacy)
 
     def id_mode(self, name: str) -> str:
         return self.ids.get(name, "integer")
@@ -133,6 +143,10 @@ def parse_mapping(spec: object, origin: str = "mapping") -> CsvMapping:
     except LookupError:
         raise MappingError(f"{origin}: encoding {encoding!r} is unknown") from None
 
+    hash_user_ids = spec.get("hash_user_ids", False)
+    if not isinstance(hash_user_ids, bool):
+        raise MappingError(f"{origin}: hash_user_ids must be true or false, got {hash_user_ids!r}")
+
     return CsvMapping(
         source=source,
         columns=columns,
@@ -142,6 +156,7 @@ def parse_mapping(spec: object, origin: str = "mapping") -> CsvMapping:
         delimiter=delimiter,
         encoding=encoding,
         cancellation=_cancellation(spec.get("cancellation"), origin),
+        hash_user_ids=hash_user_ids,
     )
 
 

@@ -8,8 +8,10 @@
 Every row echoes its id and says ``found``: an id the online store (or the forecast run) does
 not know comes back with null values, never an error. A bad request gets a 4xx whose
 ``detail`` says what to fix: 422 for a missing, mistyped or unknown field, 404 for an unknown
-entity or feature service, 413 for a batch over ``max_batch`` ids. 503 means a model the
-endpoint needs is not there yet (the message says which and why).
+entity or feature service, 413 for a batch over ``max_batch`` ids or a body over
+``max_body_bytes``, 400 for a body too deeply nested to parse, 401 for a missing or wrong API key
+(when one is configured, see ``ml_jobs.serving.guard``). 503 means a model the endpoint needs
+is not there yet (the message says which and why).
 
 Features are read with the lean reader over Feast's online layout (``ml_jobs.serving.reader``),
 built once from the registry at start-up; restart the app after ``feast apply`` changes views.
@@ -21,10 +23,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from ml_jobs.serving.guard import BodyLimit, api_key_checker
 from ml_jobs.serving.reader import OnlineReader, OnlineRows
 from ml_jobs.serving.schemas import (
     DemandRequest,
@@ -65,6 +68,8 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
     propensity = PropensityModel(config.paths, config.refresh_s)
     app = FastAPI(title="basketcast", summary="online features and demand predictions")
     app.state.reader = reader
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    scoring = [Depends(api_key_checker(config.api_key))]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -99,7 +104,7 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
             "propensity_model": None if scorer is None else scorer.feature_service,
         }
 
-    @app.post("/features")
+    @app.post("/features", dependencies=scoring)
     def online_features(body: FeaturesRequest) -> JSONResponse:
         _check_batch(body.ids, "ids")
         feature_set = _feature_set(body.entity, body.feature_service)
@@ -113,7 +118,7 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
             }
         )
 
-    @app.post("/predict/demand")
+    @app.post("/predict/demand", dependencies=scoring)
     def predict_demand(body: DemandRequest) -> JSONResponse:
         _check_batch(body.item_ids, "item_ids")
         snapshot = demand.current()
@@ -143,7 +148,7 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
         }
         return JSONResponse({"model": model, "rows": rows})
 
-    @app.post("/predict/propensity")
+    @app.post("/predict/propensity", dependencies=scoring)
     def predict_propensity(body: PropensityRequest) -> JSONResponse:
         import pandas as pd
 
@@ -174,8 +179,19 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
     return app
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
 def serve(config: ServeConfig) -> None:
     """Run the app with uvicorn until interrupted."""
+    import logging
+
     import uvicorn
 
+    if config.host not in LOOPBACK and config.api_key is None:
+        logging.getLogger(__name__).warning(
+            "serving on %s without an API key: anyone who reaches this address can read "
+            "features and predictions; set BASKETCAST_API_KEY or --api-key-file",
+            config.host,
+        )
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")

@@ -94,6 +94,10 @@ def read_newest(
     """
     import duckdb
 
+    from ml_jobs.serving.layout import check_identifier
+
+    check_identifier(timestamp_field, f"timestamp field of feature view {layout.view!r}")
+    check_identifier(created_field, f"created timestamp field of feature view {layout.view!r}")
     columns = ", ".join(f'"{name}"' for name in layout.features)
     key = f'"{layout.join_key}"'
     order = ""

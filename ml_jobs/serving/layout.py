@@ -19,6 +19,7 @@ so the caller falls back to Feast's own materialization.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,24 @@ _INT64_TAG = 0x20  # field 4 (int64_val), wire type 0 (varint)
 _DOUBLE = np.dtype([("tag", "u1"), ("value", "<f8")])
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def check_identifier(name: str, what: str) -> str:
+    """``name`` when it is a plain SQL identifier (letters, digits, '_'), else ValueError.
+
+    Project, view, join key and feature names come from configuration (the Feast repo,
+    BASKETCAST_FEAST_PROJECT) and are written into SQL and store keys, so they are checked
+    before any statement is built from them.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ValueError(
+            f"{what} {name!r} is not a plain identifier: use letters, digits and '_' "
+            "(not starting with a digit, at most 128 characters)"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class ViewLayout:
     """What the online store needs to know about one feature view."""
@@ -42,6 +61,13 @@ class ViewLayout:
     join_key: str
     features: tuple[str, ...]
     dtypes: tuple[str, ...]  # "Int64" | "Float64", aligned with features
+
+    def __post_init__(self) -> None:
+        check_identifier(self.project, "Feast project name")
+        check_identifier(self.view, "feature view name")
+        check_identifier(self.join_key, f"join key of feature view {self.view!r}")
+        for name in self.features:
+            check_identifier(name, f"feature name in view {self.view!r}")
 
     @property
     def sqlite_table(self) -> str:

@@ -2,7 +2,8 @@
 
 Ids are strict integers (``"7"`` or ``7.5`` is refused, not coerced) within BIGINT range, as
 the warehouse keys are. The batch-size limit is checked by the app itself, so an oversize
-batch gets 413 with the limit in the message rather than a generic validation error.
+batch gets 413 with the limit in the message rather than a generic validation error; so is the
+body size, before a byte of JSON is parsed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ml_jobs.config import Paths
 
 BIGINT_MIN = -(2**63)
 BIGINT_MAX = 2**63 - 1
+MIN_API_KEY_LENGTH = 16
 EntityId = Annotated[StrictInt, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
 
 
@@ -29,6 +31,18 @@ class ServeConfig:
     port: int = 8000
     max_batch: int = 1000  # ids per request
     refresh_s: float = 60.0  # how often champion models are re-checked in the registry
+    api_key: str | None = None  # when set, /features and /predict/* require it
+    max_body_bytes: int = 1 << 20  # larger request bodies get 413 before they are parsed
+
+    def __post_init__(self) -> None:
+        if self.api_key is not None and len(self.api_key) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"the API key must be at least {MIN_API_KEY_LENGTH} characters long "
+                f"(got {len(self.api_key)}); e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`"
+            )
+        if self.max_body_bytes <= 0 or self.max_batch <= 0:
+            raise ValueError("max_body_bytes and max_batch must be positive")
 
 
 class _Request(BaseModel):
