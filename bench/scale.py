@@ -40,12 +40,13 @@ from pathlib import Path
 import numpy as np
 from scale_report import BENCH, STEPS, Outputs, plot, record
 
-# users × items × days of the synthetic shop; ~270 events per user over 240 days.
+# users × items × days of the synthetic shop. Events grow with items × days (about 16 per
+# item-day at the default demand): S ~1M, M ~20M, L ~200M events.
 SCALES: dict[str, tuple[int, int, int]] = {
     "tiny": (300, 30, 90),
     "S": (4_000, 300, 240),
-    "M": (120_000, 3_000, 240),
-    "L": (1_200_000, 10_000, 240),
+    "M": (120_000, 5_000, 240),
+    "L": (1_200_000, 50_000, 240),
 }
 REPEATABLE = {"generate", "predict", "consumers"}
 FLOORS = {"dbt build": "floor dbt", "materialize": "floor materialize", "train": "floor train"}
