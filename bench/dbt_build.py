@@ -8,9 +8,11 @@ that process's peak resident memory):
 - full: `dbt run --full-refresh` of the warehouse (staging with quarantine, intermediate,
   marts, feature exports; no data tests, no consumers, no models/ml);
 - floor: one hand-written DuckDB query per output, straight from the raw Parquet, computing the
-  same item daily demand and user feature snapshots (dedupe included, no quarantine);
-- incremental: `dbt run` with `events_lookback_days=0` after the full build: events reload
-  only the newest day, everything downstream is rebuilt;
+  same item daily demand, user feature snapshots and user category shares (dedupe included,
+  no quarantine);
+- incremental: `dbt run` with `events_lookback_days=0` after the full build: the events, the
+  daily models and the feature snapshots reload only the newest day; dims and exports are
+  rewritten whole;
 - build: `dbt build` (models and all data tests) once, for reference.
 Ratios are of medians measured in the same run.
 """
@@ -136,6 +138,36 @@ select user_id, snap::timestamptz as feature_ts,
        count(*) filter (where day >= snap - 28) as active_days_28d
 from snapshot_days join user_days on day < snap and day >= snap - 90
 group by user_id, snap;
+
+create or replace table floor_user_category_shares as
+with
+events as (
+    select user_id, item_id, lower(trim(event_type)) as event_type,
+           cast(event_ts as date) as day
+    from read_parquet('{raw}/events/*.parquet')
+    where event_type is not null and item_id is not null
+    qualify row_number() over (partition by event_id order by event_ts, user_id, item_id) = 1
+),
+items as (select item_id, category_id from read_parquet('{raw}/items/*.parquet')),
+days as (
+    select user_id, day, category_id, count(*) as n,
+           count(*) filter (where event_type = 'purchase') as purchases
+    from events join items using (item_id) group by all
+),
+snapshot_days as (
+    select unnest(generate_series(min(day) + 1, max(day) + 1, interval 1 day))::date as snap
+    from days
+),
+windowed as (
+    select user_id, snap, category_id, sum(n) as n, sum(purchases) as purchases
+    from snapshot_days join days on day < snap and day >= snap - 28
+    group by all
+)
+select user_id, snap::timestamptz as feature_ts, count(*) as categories_28d,
+       max(n) / sum(n) as top_category_share_28d,
+       (ln(sum(n)) - sum(n * ln(n)) / sum(n)) / ln(2) as category_entropy_28d,
+       max(purchases) / nullif(sum(purchases), 0) as top_purchase_category_share_28d
+from windowed group by user_id, snap;
 """
 
 
@@ -178,6 +210,7 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true", help="skip the dbt build with tests")
     args = parser.parse_args()
     quiet_environment()
+    load_start = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="basketcast-dbt-bench-") as folder:
         paths = Paths(Path(folder) / "home")
@@ -217,9 +250,11 @@ def main() -> None:
     wall = {k: statistics.median(t for t, _ in v) for k, v in timings.items()}
     memory = {k: max(m for _, m in v) for k, v in timings.items()}
     events = rows["events"]
+    load_end = os.getloadavg()[0]
     machine = (
         f"{platform.machine()}, {os.cpu_count()} cores (shared with other work while measured), "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}, load average {load_start:.1f} at the start, "
+        f"{load_end:.1f} at the end"
     )
     lines = [
         f"### dbt warehouse build — {events / 1e6:.1f}M events "

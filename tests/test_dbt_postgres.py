@@ -26,9 +26,8 @@ from ml_jobs.ingest.postgres import PostgresSettings, create_database, drop_data
 from ml_jobs.warehouse import connect
 
 SHOP = ShopConfig(users=40, items=8, days=20)
-# The Postgres build leaves out the consumer marts (they need forecasts written back) and the
-# training-set models under models/ml (built and tested by their own room).
-POSTGRES_BUILD = ["build", "--exclude", "tag:consumers", "path:models/ml"]
+# The Postgres build leaves out the consumer marts (they need forecasts written back).
+POSTGRES_BUILD = ["build", "--exclude", "tag:consumers"]
 TABLES = [
     "staging.stg_shop__events",
     "staging.stg_shop__order_lines",
@@ -44,6 +43,9 @@ TABLES = [
     "marts.dim_users",
     "marts.user_features",
     "marts.item_features",
+    "intermediate.int_review_sentiment",
+    "intermediate.int_user_daily_category_activity",
+    "ml.ml_user_propensity_labels",
 ]
 
 
@@ -183,6 +185,33 @@ def test_features_agree(builds: tuple[Paths, PostgresSettings]) -> None:
                   sum(review_count_90d) as reviews, sum(avg_rating_90d) as rating,
                   sum(trend_7d_vs_28d) as trend
            from marts.item_features group by item_id order by item_id""",
+    )
+    assert_same(d, p)
+
+
+def test_new_features_and_training_labels_agree(builds: tuple[Paths, PostgresSettings]) -> None:
+    d, p = both(
+        builds,
+        """select user_id, sum(top_category_share_28d) as top_share,
+                  sum(category_entropy_28d) as entropy, sum(categories_28d) as categories,
+                  sum(top_purchase_category_share_28d) as purchase_share
+           from marts.user_features group by user_id order by user_id""",
+    )
+    assert d["categories"].sum() > 0
+    assert_same(d, p)
+    d, p = both(
+        builds,
+        """select item_id, count(sentiment) as scored, sum(sentiment) as sentiment
+           from intermediate.int_review_sentiment group by item_id order by item_id""",
+    )
+    assert d["scored"].sum() > 0
+    assert_same(d, p)
+    d, p = both(
+        builds,
+        """select cast(cutoff_date as varchar) as cutoff, count(*) as users,
+                  sum(purchased) as buyers, sum(purchases) as purchases, sum(spend) as spend,
+                  sum(active_days_before) as active_days
+           from ml.ml_user_propensity_labels group by 1 order by 1""",
     )
     assert_same(d, p)
 

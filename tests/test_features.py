@@ -54,6 +54,16 @@ USER_COLUMNS = [
     ("days_since_last_purchase", pa.float64()),
     ("active_days_28d", pa.int64()),
     ("cart_to_purchase_28d", pa.float64()),
+    ("views_90d", pa.int64()),
+    ("carts_90d", pa.int64()),
+    ("view_to_cart_28d", pa.float64()),
+    ("orders_90d", pa.int64()),
+    ("avg_basket_units_90d", pa.float64()),
+    ("avg_order_value_90d", pa.float64()),
+    ("top_category_share_28d", pa.float64()),
+    ("category_entropy_28d", pa.float64()),
+    ("categories_28d", pa.int64()),
+    ("top_purchase_category_share_28d", pa.float64()),
 ]
 ITEM_COLUMNS = [
     ("item_id", pa.int64()),
@@ -71,9 +81,16 @@ ITEM_COLUMNS = [
     ("review_count_90d", pa.int64()),
     ("avg_rating_90d", pa.float64()),
     ("trend_7d_vs_28d", pa.float64()),
+    ("carts_28d", pa.int64()),
+    ("price_vs_category_median", pa.float64()),
+    ("avg_sentiment_90d", pa.float64()),
 ]
+# Every feature of each view, in schema order (what a request without a service returns).
 USER_FEATURES = [name for name, _ in USER_COLUMNS[3:]]
 ITEM_FEATURES = [name for name, _ in ITEM_COLUMNS[3:]]
+# The v1 services keep the features they were defined with; v2 lists every feature.
+USER_FEATURES_V1 = USER_FEATURES[: USER_FEATURES.index("cart_to_purchase_28d") + 1]
+ITEM_FEATURES_V1 = ITEM_FEATURES[: ITEM_FEATURES.index("trend_7d_vs_28d") + 1]
 
 
 def _views_7d(user_id: int, day: int) -> int:
@@ -98,6 +115,16 @@ def user_row(user_id: int, day: int, created: datetime | None = None, views: int
         "days_since_last_purchase": None if user_id == 2 else float(day + 1),
         "active_days_28d": day + 2,
         "cart_to_purchase_28d": None if user_id == 2 else 0.25 * (day + 1),
+        "views_90d": n * 12,
+        "carts_90d": n % 17,
+        "view_to_cart_28d": None if user_id == 2 else 0.1 * (day + 1),
+        "orders_90d": n % 13,
+        "avg_basket_units_90d": None if user_id == 2 else 1.5 + day,
+        "avg_order_value_90d": None if user_id == 2 else 20.0 + day,
+        "top_category_share_28d": 0.5 + 0.1 * day,
+        "category_entropy_28d": 1.0 - 0.2 * day,
+        "categories_28d": day + 1,
+        "top_purchase_category_share_28d": None if user_id == 2 else 1.0,
     }
 
 
@@ -119,6 +146,9 @@ def item_row(item_id: int, day: int, created: datetime | None = None, units: int
         "review_count_90d": day,
         "avg_rating_90d": 4.0 if day else None,
         "trend_7d_vs_28d": 1.0,
+        "carts_28d": n * 8,
+        "price_vs_category_median": 1.25,
+        "avg_sentiment_90d": 0.5 if day else None,
     }
 
 
@@ -190,6 +220,8 @@ def test_apply_registers_entities_views_and_services(paths: Paths) -> None:
         "item_demand",
         "demand_v1",
         "propensity_v1",
+        "demand_v2",
+        "propensity_v2",
     ]
     store = features.feature_store(paths)
     assert store.project == "basketcast"
@@ -205,9 +237,16 @@ def test_apply_registers_entities_views_and_services(paths: Paths) -> None:
     assert views["item_demand"].ttl == timedelta(days=90)
     assert views["user_activity"].batch_source.path == str(paths.exports / "user_features.parquet")
     services = {s.name: s for s in store.list_feature_services()}
-    assert sorted(services) == ["demand_v1", "propensity_v1"]
-    assert [p.name for p in services["demand_v1"].feature_view_projections] == ["item_demand"]
-    assert [p.name for p in services["propensity_v1"].feature_view_projections] == ["user_activity"]
+    assert sorted(services) == ["demand_v1", "demand_v2", "propensity_v1", "propensity_v2"]
+    for name, view, listed in (
+        ("demand_v1", "item_demand", ITEM_FEATURES_V1),
+        ("propensity_v1", "user_activity", USER_FEATURES_V1),
+        ("demand_v2", "item_demand", ITEM_FEATURES),
+        ("propensity_v2", "user_activity", USER_FEATURES),
+    ):
+        projections = services[name].feature_view_projections
+        assert [p.name for p in projections] == [view], name
+        assert [f.name for f in projections[0].features] == listed, name
     assert (paths.feast / "registry.db").exists()
 
     # Applying again is a no-op that keeps the same objects.
@@ -222,7 +261,9 @@ def test_apply_registers_entities_views_and_services(paths: Paths) -> None:
     features.apply(paths)
     assert sorted(s.name for s in features.feature_store(paths).list_feature_services()) == [
         "demand_v1",
+        "demand_v2",
         "propensity_v1",
+        "propensity_v2",
     ]
     print(f"apply: {elapsed:.2f}s")
 
@@ -251,7 +292,7 @@ def test_materialize_serves_newest_offline_values(applied: Paths) -> None:
     assert_rows_equal(online, offline, "user_id", USER_FEATURES)
 
     # A backfill of the newest snapshot (same feature_ts, later created_ts) is what is served.
-    items = features.online_features(paths, "item", [10, 20], service="demand_v1")
+    items = features.online_features(paths, "item", [10, 20], service="demand_v2")
     latest_items = features.latest_offline_values(paths, "item", None)
     assert latest_items.loc[latest_items["item_id"] == 10, "units_7d"].item() == (
         ITEM_BACKFILL_UNITS
@@ -298,7 +339,7 @@ def test_exports_that_break_the_contract_are_refused(applied: Paths) -> None:
 
 def test_unknown_ids_have_null_features(applied: Paths) -> None:
     features.materialize(applied, end=DAYS[3] + timedelta(days=1))
-    online = features.online_features(applied, "user", [1, 424242], service="propensity_v1")
+    online = features.online_features(applied, "user", [1, 424242], service="propensity_v2")
     assert list(online["user_id"]) == [1, 424242]
     assert online.loc[0, "views_7d"] == _views_7d(1, 3)
     assert online.loc[1, USER_FEATURES].isna().all()
@@ -388,12 +429,13 @@ def test_demand_service_for_training(applied: Paths) -> None:
     entity_df = pd.DataFrame(
         {"item_id": [10, 20], "event_timestamp": [DAYS[3] + timedelta(hours=3)] * 2}
     )
-    out = features.historical_features(applied, entity_df, "demand_v1")
-    assert list(out.columns) == ["item_id", "event_timestamp", *ITEM_FEATURES]
-    # No nulls here, yet BIGINT features are float64, as they are online: one type everywhere.
-    assert (out[ITEM_FEATURES].dtypes == "float64").all()
-    # At 03:00 item 10's D3 backfill (created 05:00) is not known yet: the original D3 row.
-    assert list(out["units_7d"]) == [10 * 10 + 3, 20 * 10 + 3]
+    for service, names in (("demand_v1", ITEM_FEATURES_V1), ("demand_v2", ITEM_FEATURES)):
+        out = features.historical_features(applied, entity_df, service)
+        assert list(out.columns) == ["item_id", "event_timestamp", *names]
+        # No nulls here, yet BIGINT features are float64, as they are online: one type.
+        assert (out[names].dtypes == "float64").all()
+        # At 03:00 item 10's D3 backfill (created 05:00) is not known yet: the original row.
+        assert list(out["units_7d"]) == [10 * 10 + 3, 20 * 10 + 3]
 
 
 def test_redis_round_trip(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -420,7 +462,7 @@ def test_redis_round_trip(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> None
         offline = features.latest_offline_values(paths, "user", [1, 2, 3])
         assert online.loc[online["user_id"] == 424242, USER_FEATURES].isna().all(axis=None)
         assert_rows_equal(online[online["user_id"] != 424242], offline, "user_id", USER_FEATURES)
-        items = features.online_features(paths, "item", [10, 20], "demand_v1", online="redis")
+        items = features.online_features(paths, "item", [10, 20], "demand_v2", online="redis")
         assert_rows_equal(
             items, features.latest_offline_values(paths, "item", [10, 20]), "item_id", ITEM_FEATURES
         )

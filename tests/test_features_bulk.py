@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_features import DAYS, ITEM_FEATURES, USER_FEATURES, write_exports
+from test_features import (
+    DAYS,
+    ITEM_FEATURES,
+    ITEM_FEATURES_V1,
+    USER_FEATURES,
+    USER_FEATURES_V1,
+    write_exports,
+)
 
 from ml_jobs import features
 from ml_jobs.config import Paths
@@ -110,10 +117,12 @@ def test_sqlite_rows_are_byte_identical_to_feast_materialize(
 ) -> None:
     for table in TABLES:
         feast_rows, bulk_rows = (_rows(sqlite_homes[e], table) for e in ("feast", "bulk"))
-        # 3 users x 11 features and 2 items x 12 features, nulls included as b"".
-        assert (
-            len(feast_rows) == {"basketcast_user_activity": 33, "basketcast_item_demand": 24}[table]
-        )
+        # 3 users and 2 items x every feature of their view, nulls included as b"".
+        features_per_entity = {
+            "basketcast_user_activity": 3 * len(USER_FEATURES),
+            "basketcast_item_demand": 2 * len(ITEM_FEATURES),
+        }
+        assert len(feast_rows) == features_per_entity[table]
         assert bulk_rows == feast_rows
     # The registry records the same materialized intervals, so incremental runs agree too.
     ends = {
@@ -130,8 +139,10 @@ def test_lean_reader_equals_get_online_features(sqlite_homes: dict[str, Paths]) 
     paths = sqlite_homes["bulk"]
     reader = OnlineReader(features.feature_store(paths))
     for entity, service, names in (
-        ("user", "propensity_v1", USER_FEATURES),
-        ("item", "demand_v1", ITEM_FEATURES),
+        ("user", "propensity_v1", USER_FEATURES_V1),
+        ("item", "demand_v1", ITEM_FEATURES_V1),
+        ("user", "propensity_v2", USER_FEATURES),
+        ("item", "demand_v2", ITEM_FEATURES),
         ("user", None, USER_FEATURES),
     ):
         ids = IDS[entity]
@@ -212,8 +223,10 @@ def test_redis_hashes_are_byte_identical_to_feast_materialize(redis_projects) ->
     reader = OnlineReader(store)
     assert reader.kind == "redis"
     for entity, service, names in (
-        ("user", "propensity_v1", USER_FEATURES),
-        ("item", "demand_v1", ITEM_FEATURES),
+        ("user", "propensity_v1", USER_FEATURES_V1),
+        ("item", "demand_v1", ITEM_FEATURES_V1),
+        ("user", "propensity_v2", USER_FEATURES),
+        ("item", "demand_v2", ITEM_FEATURES),
     ):
         ids = IDS[entity]
         got = reader.read(reader.feature_set(entity, service), ids)

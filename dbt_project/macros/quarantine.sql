@@ -83,3 +83,53 @@
     {%- set newest = run_query(sql).columns[0].values()[0] -%}
     {{ return(newest | string if newest else '1970-01-02') }}
 {%- endmacro %}
+
+{#-
+    Two CTEs, `repeated_keys` and `ranked`: the rows of `relation` with `copy_number`, their
+    place among the rows sharing the natural key `key_columns` (clean rows first, then by
+    `order_columns`); repeats after the first are rejected as duplicates. Only keys read more
+    than once need a window: every other row is a first copy, found by one hash aggregate
+    instead of a sort of every row. Rows with a null key part are first copies (they are
+    rejected for the missing key anyway).
+-#}
+{% macro rank_copies(relation, key_columns, order_columns) -%}
+repeated_keys as (
+
+    select {{ key_columns | join(', ') }}
+    from {{ relation }}
+    where {% for key in key_columns %}{{ key }} is not null{{ " and " if not loop.last }}{% endfor %}
+    group by {{ key_columns | join(', ') }}
+    having count(*) > 1
+
+),
+
+ranked as (
+
+    select
+        {{ relation }}.*,
+        1 as copy_number
+
+    from {{ relation }}
+    left join repeated_keys
+        on {% for key in key_columns %}{{ relation }}.{{ key }} = repeated_keys.{{ key }}{{ "\n        and " if not loop.last }}{% endfor %}
+    where repeated_keys.{{ key_columns[0] }} is null
+
+    union all
+
+    select
+        {{ relation }}.*,
+        row_number() over (
+            partition by {% for key in key_columns %}{{ relation }}.{{ key }}{{ ", " if not loop.last }}{% endfor %}
+            order by
+                case when {{ relation }}.row_problem is null then 0 else 1 end
+                {%- for column in order_columns %},
+                {{ relation }}.{{ column }}
+                {%- endfor %}
+        ) as copy_number
+
+    from {{ relation }}
+    inner join repeated_keys
+        on {% for key in key_columns %}{{ relation }}.{{ key }} = repeated_keys.{{ key }}{{ "\n        and " if not loop.last }}{% endfor %}
+
+)
+{%- endmacro %}

@@ -1,3 +1,9 @@
+{#-
+    A view: the rejected rows live in the staging base models (tagged with their reason), so
+    the quarantine costs nothing to build and never goes stale.
+-#}
+{{ config(materialized='view') }}
+
 {%- set tables = [
     'events', 'order_lines', 'items', 'reviews', 'inventory_snapshots', 'promotions',
 ] %}

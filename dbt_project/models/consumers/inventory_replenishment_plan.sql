@@ -1,4 +1,10 @@
-{%- set z = var('service_level_z') -%}
+{%- set service_level = var('service_level') -%}
+{%- if service_level is not number or not (0.5 <= service_level < 1) -%}
+    {{ exceptions.raise_compiler_error(
+        "var service_level must be a cycle service level in [0.5, 1), e.g. 0.95; got "
+        ~ service_level
+    ) }}
+{%- endif -%}
 
 with
 
@@ -22,7 +28,8 @@ items as (
 
 daily_forecast as (
 
-    -- The 10 %-90 % range of a normal distribution spans 2 x 1.2816 = 2.563 sigma.
+    -- A day's mean from its quantiles by Swanson's 30-40-30 rule; its spread from the
+    -- 10 %-90 % range, which spans 2 x 1.2816 = 2.563 sigma of a normal distribution.
     select
         run_id,
         model_name,
@@ -30,7 +37,7 @@ daily_forecast as (
         as_of_date,
         item_id,
         horizon,
-        p50,
+        0.3 * p10 + 0.4 * p50 + 0.3 * p90 as daily_mean,
         power((p90 - p10) / 2.563, 2) as variance
 
     from forecast
@@ -46,7 +53,7 @@ forecast_items as (
         as_of_date,
         item_id,
         max(horizon) as forecast_days,
-        avg(p50) as avg_daily_demand,
+        avg(daily_mean) as avg_daily_demand,
         avg(variance) as avg_daily_variance
 
     from daily_forecast
@@ -93,7 +100,7 @@ lead_time_totals as (
 
     select
         positions.item_id,
-        sum(daily_forecast.p50) as covered_demand,
+        sum(daily_forecast.daily_mean) as covered_demand,
         sum(daily_forecast.variance) as covered_variance,
         count(daily_forecast.horizon) as covered_days
 
@@ -106,7 +113,7 @@ lead_time_totals as (
 
 ),
 
-lead_time_demand as (
+lead_time as (
 
     -- Days of a lead time past the forecast horizon repeat the forecast's average day.
     select
@@ -126,17 +133,42 @@ lead_time_demand as (
 
 ),
 
+settings as (
+
+    -- The safety factor z is the standard normal quantile of the cycle service level.
+    {%- set level = 'cast(' ~ service_level ~ ' as ' ~ basketcast.type_double() ~ ')' %}
+    select
+        {{ level }} as service_level,
+        {{ basketcast.normal_quantile(level) }} as service_level_z
+
+),
+
 plan as (
 
     select
-        *,
-        {{ z }} * lead_time_sigma as safety_stock,
-        lead_time_demand + {{ z }} * lead_time_sigma as reorder_point,
-        on_hand + on_order as inventory_position
+        lead_time.*,
+        settings.service_level,
+        settings.service_level_z,
+        settings.service_level_z * lead_time.lead_time_sigma as safety_stock,
+        lead_time.lead_time_demand
+            + settings.service_level_z * lead_time.lead_time_sigma as reorder_point,
+        lead_time.on_hand + lead_time.on_order as inventory_position
 
-    from lead_time_demand
+    from lead_time
+    cross join settings
 
 ),
+
+{%- set stockout_risk -%}
+    case
+        when plan.inventory_position is null then null
+        when plan.lead_time_sigma > 0 then {{ basketcast.normal_cdf(
+            '(plan.lead_time_demand - plan.inventory_position) / plan.lead_time_sigma'
+        ) }}
+        when plan.lead_time_demand > plan.inventory_position then 1.0
+        else 0.0
+    end
+{%- endset %}
 
 final as (
 
@@ -151,12 +183,13 @@ final as (
         cast(plan.on_hand as integer) as on_hand,
         cast(plan.on_order as integer) as on_order,
         cast(plan.lead_time_days as integer) as lead_time_days,
-        cast(plan.avg_daily_demand as {{ basketcast.type_double() }}) as avg_daily_demand,
-        cast(plan.lead_time_demand as {{ basketcast.type_double() }}) as lead_time_demand,
-        cast(plan.lead_time_sigma as {{ basketcast.type_double() }}) as lead_time_sigma,
-        cast({{ z }} as {{ basketcast.type_double() }}) as service_level_z,
-        cast(plan.safety_stock as {{ basketcast.type_double() }}) as safety_stock,
-        cast(plan.reorder_point as {{ basketcast.type_double() }}) as reorder_point,
+        {{ basketcast.round_double('plan.avg_daily_demand', 9) }} as avg_daily_demand,
+        {{ basketcast.round_double('plan.lead_time_demand', 9) }} as lead_time_demand,
+        {{ basketcast.round_double('plan.lead_time_sigma', 9) }} as lead_time_sigma,
+        cast(plan.service_level as {{ basketcast.type_double() }}) as service_level,
+        cast(plan.service_level_z as {{ basketcast.type_double() }}) as service_level_z,
+        {{ basketcast.round_double('plan.safety_stock', 9) }} as safety_stock,
+        {{ basketcast.round_double('plan.reorder_point', 9) }} as reorder_point,
         cast(
             case
                 when plan.inventory_position is null then null
@@ -165,19 +198,9 @@ final as (
                 else 0
             end as bigint
         ) as recommended_order_qty,
-        cast(
-            plan.on_hand / nullif(plan.avg_daily_demand, 0) as {{ basketcast.type_double() }}
-        ) as days_of_cover,
-        cast(
-            case
-                when plan.inventory_position is null then null
-                when plan.lead_time_sigma > 0 then {{ basketcast.normal_cdf(
-                    '(plan.lead_time_demand - plan.inventory_position) / plan.lead_time_sigma'
-                ) }}
-                when plan.lead_time_demand > plan.inventory_position then 1.0
-                else 0.0
-            end as {{ basketcast.type_double() }}
-        ) as stockout_risk
+        {{ basketcast.round_double('plan.on_hand / nullif(plan.avg_daily_demand, 0)', 9) }}
+            as days_of_cover,
+        {{ basketcast.round_double(stockout_risk, 9) }} as stockout_risk
 
     from plan
     left join items

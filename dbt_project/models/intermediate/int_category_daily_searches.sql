@@ -2,15 +2,7 @@ with
 
 searches as (
 
-    select
-        event_date as search_date,
-        search_term,
-        count(*) as searches
-
-    from {{ ref('stg_shop__events') }}
-    where event_type = 'search'
-        and search_term is not null
-    group by event_date, search_term
+    select * from {{ ref('int_daily_search_terms') }}
 
 ),
 

@@ -1,22 +1,9 @@
 with
 
-events as (
-
-    select event_date as activity_date from {{ ref('stg_shop__events') }}
-
-),
-
-order_lines as (
-
-    select order_date as activity_date from {{ ref('stg_shop__order_lines') }}
-
-),
-
 activity as (
 
-    select activity_date from events
-    union all
-    select activity_date from order_lines
+    -- Every day with a clean event or a demand order line has a user activity row.
+    select activity_date from {{ ref('fct_user_daily_activity') }}
 
 ),
 

@@ -1,9 +1,28 @@
+{#-
+    Grain: one row per item per day with any event or demand order line (sparse).
+    Incremental by activity day like fct_user_daily_activity: the days from
+    `reload_start_date` on are rebuilt and replaced whole (delete+insert on activity_date).
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='activity_date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set start_date = basketcast.reload_start_date('activity_date', clean_only=false) %}
+
 with
 
 events as (
 
     select * from {{ ref('stg_shop__events') }}
     where item_id is not null
+    {%- if start_date %}
+        and event_date >= cast('{{ start_date }}' as date)
+    {%- endif %}
 
 ),
 
@@ -11,6 +30,9 @@ order_lines as (
 
     select * from {{ ref('stg_shop__order_lines') }}
     where is_demand
+    {%- if start_date %}
+        and order_date >= cast('{{ start_date }}' as date)
+    {%- endif %}
 
 ),
 

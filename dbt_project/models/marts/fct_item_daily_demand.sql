@@ -1,3 +1,21 @@
+{#-
+    Incremental by day: a run rebuilds the days from `reload_start_date` on (this table's
+    newest day minus `events_lookback_days`, or `reload_from`) for every item, plus every day
+    of items the table does not hold yet (new to the catalogue), and replaces those
+    (item_id, demand_date) rows (delete+insert), so a rerun writes identical rows. Changes to
+    older days (late stock counts, edited promotions) need `reload_from` or --full-refresh.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['item_id', 'demand_date'],
+        on_schema_change='fail',
+    )
+}}
+
+{%- set start_date = basketcast.reload_start_date('demand_date', clean_only=false) %}
+
 with
 
 spine as (
@@ -79,6 +97,15 @@ item_bounds as (
 
 ),
 
+{%- if start_date %}
+
+known_items as (
+
+    select distinct item_id from {{ this }}
+
+),
+{%- endif %}
+
 item_days as (
 
     select
@@ -91,6 +118,12 @@ item_days as (
     inner join spine
         on spine.date_day >= item_bounds.start_day
         and spine.date_day <= item_bounds.end_day
+    {%- if start_date %}
+    left join known_items
+        on item_bounds.item_id = known_items.item_id
+    where spine.date_day >= cast('{{ start_date }}' as date)
+        or known_items.item_id is null
+    {%- endif %}
 
 ),
 

@@ -1,13 +1,5 @@
 with
 
-searches as (
-
-    select * from {{ ref('stg_shop__events') }}
-    where event_type = 'search'
-        and search_term is not null
-
-),
-
 catalogue_terms as (
 
     -- What the catalogue answers to: category names and brands, normalized like searches.
@@ -25,23 +17,22 @@ catalogue_terms as (
 
 daily_terms as (
 
-    select
-        search_term,
-        event_date as search_date,
-        count(*) as searches,
-        count(distinct user_id) as searching_users
+    select * from {{ ref('int_daily_search_terms') }}
 
-    from searches
-    group by search_term, event_date
+),
+
+search_terms as (
+
+    select distinct search_term from daily_terms
 
 ),
 
 matched_terms as (
 
-    select distinct daily_terms.search_term
-    from daily_terms
+    select distinct search_terms.search_term
+    from search_terms
     inner join catalogue_terms
-        on {{ basketcast.contains_words('daily_terms.search_term', 'catalogue_terms.catalogue_term') }}
+        on {{ basketcast.contains_words('search_terms.search_term', 'catalogue_terms.catalogue_term') }}
 
 ),
 

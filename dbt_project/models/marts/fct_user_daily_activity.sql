@@ -1,8 +1,27 @@
+{#-
+    Incremental by activity day: a run rebuilds the days from `reload_start_date` on (this
+    table's newest day minus `events_lookback_days`, or `reload_from`) and replaces them whole
+    (delete+insert on activity_date), so late rows are picked up and a rerun is identical.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='activity_date',
+        on_schema_change='fail',
+    )
+}}
+
+{%- set start_date = basketcast.reload_start_date('activity_date', clean_only=false) %}
+
 with
 
 events as (
 
     select * from {{ ref('stg_shop__events') }}
+    {%- if start_date %}
+    where event_date >= cast('{{ start_date }}' as date)
+    {%- endif %}
 
 ),
 
@@ -10,6 +29,9 @@ order_lines as (
 
     select * from {{ ref('stg_shop__order_lines') }}
     where is_demand
+    {%- if start_date %}
+        and order_date >= cast('{{ start_date }}' as date)
+    {%- endif %}
 
 ),
 

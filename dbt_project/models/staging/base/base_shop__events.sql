@@ -101,26 +101,26 @@ kept_before as (
 ),
 {% endif %}
 
-ranked as (
+{{ basketcast.rank_copies(
+    'checked',
+    ['event_id'],
+    ['event_ts', 'user_id', 'item_id', 'event_type', 'session_id', 'quantity', 'price', 'query_text'],
+) }},
 
-    -- Repeats of an event_id: the first clean copy (earliest) is kept, the others rejected.
+flagged as (
+
     select
-        checked.*,
-        row_number() over (
-            partition by checked.event_id
-            order by
-                case when checked.row_problem is null then 0 else 1 end,
-                checked.event_ts, checked.user_id, checked.item_id, checked.event_type,
-                checked.session_id, checked.quantity, checked.price, checked.query_text
-        ) as copy_number
-        {%- if start_date %},
+        ranked.*,
+        {%- if start_date %}
         kept_before.event_id is not null as kept_before
+        {%- else %}
+        false as kept_before
         {%- endif %}
 
-    from checked
+    from ranked
     {%- if start_date %}
     left join kept_before
-        on checked.event_id = kept_before.event_id
+        on ranked.event_id = kept_before.event_id
     {%- endif %}
 
 ),
@@ -148,19 +148,16 @@ final as (
         coalesce(
             row_problem,
             case
-                when copy_number > 1
-                {%- if start_date %} or kept_before{% endif %}
-                    then 'duplicate event_id'
+                when copy_number > 1 or kept_before then 'duplicate event_id'
             end
         ) as rejection_reason,
         case
-            when row_problem is not null or copy_number > 1
-            {%- if start_date %} or kept_before{% endif %}
+            when row_problem is not null or copy_number > 1 or kept_before
                 then {{ basketcast.json_payload(raw_columns, 'payload_') }}
         end as raw_payload,
         {{ basketcast.load_ts() }} as loaded_at
 
-    from ranked
+    from flagged
 
 )
 

@@ -1,28 +1,14 @@
 {#-
-    The user feature snapshots, stored for the export `user_features`. Incremental by snapshot
-    day when snapshots are daily: a run recomputes only the snapshots whose windows can see the
-    days the event load reloaded (from the newest snapshot minus `events_lookback_days`, or
-    from `reload_from`); other cadences move every snapshot day, so they rebuild in full.
+    The user feature snapshots, stored for the export `user_features`. Incremental by
+    snapshot slot (the folder's config in dbt_project.yml): a run computes only the snapshot
+    days `snapshots_to_build()` returns and replaces their slots.
 -#}
-{{
-    config(
-        materialized='incremental' if var('feature_snapshot_days') | int == 1 else 'table',
-        incremental_strategy='delete+insert',
-        unique_key='feature_ts',
-        on_schema_change='fail',
-    )
-}}
-
-{%- set start_date = basketcast.reload_start_date('feature_ts', clean_only=false) %}
 
 with
 
 snapshots as (
 
-    select * from {{ ref('int_feature_snapshot_dates') }}
-    {%- if start_date %}
-    where snapshot_date >= cast('{{ start_date }}' as date)
-    {%- endif %}
+    {{ basketcast.snapshots_to_build() }}
 
 ),
 
@@ -32,11 +18,18 @@ activity as (
 
 ),
 
+category_activity as (
+
+    select * from {{ ref('int_user_daily_category_activity') }}
+
+),
+
 windowed as (
 
     -- Each snapshot D sees a user's days from D - 90 to D - 1: nothing from D itself.
     select
         snapshots.snapshot_date,
+        snapshots.snapshot_slot,
         snapshots.feature_ts,
         activity.user_id,
         activity.activity_date,
@@ -62,6 +55,7 @@ aggregated as (
     select
         user_id,
         feature_ts,
+        snapshot_slot,
         sum(case when in_7d then views else 0 end) as views_7d,
         sum(case when in_7d then carts else 0 end) as carts_7d,
         sum(case when in_7d then purchases else 0 end) as purchases_7d,
@@ -78,7 +72,64 @@ aggregated as (
         sum(case when in_28d then 1 else 0 end) as active_days_28d
 
     from windowed
+    group by user_id, feature_ts, snapshot_slot
+
+),
+
+category_windowed as (
+
+    -- The user's item events and purchases per category over the 28 days before D (recent
+    -- interest; a 90-day window would triple the rows this join expands to).
+    select
+        snapshots.feature_ts,
+        category_activity.user_id,
+        category_activity.category_id,
+        sum(category_activity.item_events) as item_events,
+        sum(category_activity.purchases) as purchases
+
+    from snapshots
+    inner join category_activity
+        on category_activity.activity_date < snapshots.snapshot_date
+        and category_activity.activity_date >= snapshots.window_28d_start
+    group by snapshots.feature_ts, category_activity.user_id, category_activity.category_id
+
+),
+
+category_shares as (
+
+    -- One aggregate, no window: with x a category's item events and T = sum(x), the top
+    -- share is max(x) / T and the entropy in bits is (ln T - sum(x ln x) / T) / ln 2.
+    select
+        user_id,
+        feature_ts,
+        count(*) as categories_28d,
+        cast(max(item_events) as {{ basketcast.type_double() }}) / sum(item_events)
+            as top_category_share_28d,
+        (
+            ln(sum(item_events))
+            - sum(item_events * ln(item_events)) / sum(item_events)
+        ) / ln(2.0) as category_entropy_28d,
+        cast(max(purchases) as {{ basketcast.type_double() }}) / nullif(sum(purchases), 0)
+            as top_purchase_category_share_28d
+
+    from category_windowed
     group by user_id, feature_ts
+
+),
+
+joined as (
+
+    select
+        aggregated.*,
+        category_shares.top_category_share_28d,
+        category_shares.category_entropy_28d,
+        category_shares.categories_28d,
+        category_shares.top_purchase_category_share_28d
+
+    from aggregated
+    left join category_shares
+        on aggregated.user_id = category_shares.user_id
+        and aggregated.feature_ts = category_shares.feature_ts
 
 ),
 
@@ -112,9 +163,15 @@ final as (
         cast(units_90d as {{ basketcast.type_double() }}) / nullif(orders_90d, 0)
             as avg_basket_units_90d,
         {{ basketcast.round_double('spend_90d / nullif(orders_90d, 0)', 6) }}
-            as avg_order_value_90d
+            as avg_order_value_90d,
+        {{ basketcast.round_double('top_category_share_28d', 9) }} as top_category_share_28d,
+        {{ basketcast.round_double('category_entropy_28d', 9) }} as category_entropy_28d,
+        cast(coalesce(categories_28d, 0) as bigint) as categories_28d,
+        {{ basketcast.round_double('top_purchase_category_share_28d', 9) }}
+            as top_purchase_category_share_28d,
+        snapshot_slot
 
-    from aggregated
+    from joined
 
 )
 

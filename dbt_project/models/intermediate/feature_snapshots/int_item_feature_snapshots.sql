@@ -1,28 +1,14 @@
 {#-
-    The item feature snapshots, stored for the export `item_features`. Incremental by snapshot
-    day when snapshots are daily: a run recomputes only the snapshots whose windows can see the
-    days the event load reloaded (from the newest snapshot minus `events_lookback_days`, or
-    from `reload_from`); other cadences move every snapshot day, so they rebuild in full.
+    The item feature snapshots, stored for the export `item_features`. Incremental by
+    snapshot slot (the folder's config in dbt_project.yml): a run computes only the snapshot
+    days `snapshots_to_build()` returns and replaces their slots.
 -#}
-{{
-    config(
-        materialized='incremental' if var('feature_snapshot_days') | int == 1 else 'table',
-        incremental_strategy='delete+insert',
-        unique_key='feature_ts',
-        on_schema_change='fail',
-    )
-}}
-
-{%- set start_date = basketcast.reload_start_date('feature_ts', clean_only=false) %}
 
 with
 
 snapshots as (
 
-    select * from {{ ref('int_feature_snapshot_dates') }}
-    {%- if start_date %}
-    where snapshot_date >= cast('{{ start_date }}' as date)
-    {%- endif %}
+    {{ basketcast.snapshots_to_build() }}
 
 ),
 
@@ -58,7 +44,7 @@ promotions as (
 
 reviews as (
 
-    select * from {{ ref('stg_shop__reviews') }}
+    select * from {{ ref('int_review_sentiment') }}
 
 ),
 
@@ -67,6 +53,7 @@ windowed as (
     -- Each snapshot D sees an item's days from D - 90 to D - 1: nothing from D itself.
     select
         snapshots.snapshot_date,
+        snapshots.snapshot_slot,
         snapshots.feature_ts,
         demand.item_id,
         demand.demand_date >= snapshots.window_7d_start as in_7d,
@@ -91,6 +78,7 @@ aggregated as (
     select
         item_id,
         snapshot_date,
+        snapshot_slot,
         feature_ts,
         sum(case when in_7d then units_sold else 0 end) as units_7d,
         sum(case when in_28d then units_sold else 0 end) as units_28d,
@@ -102,7 +90,7 @@ aggregated as (
         avg(case when in_28d then price end) as avg_price_28d
 
     from windowed
-    group by item_id, snapshot_date, feature_ts
+    group by item_id, snapshot_date, snapshot_slot, feature_ts
     having sum(activity) > 0
 
 ),
@@ -127,7 +115,8 @@ snapshot_reviews as (
         snapshots.snapshot_date,
         reviews.item_id,
         count(*) as review_count,
-        avg(cast(reviews.rating as {{ basketcast.type_double() }})) as avg_rating
+        avg(cast(reviews.rating as {{ basketcast.type_double() }})) as avg_rating,
+        avg(reviews.sentiment) as avg_sentiment
 
     from snapshots
     inner join reviews
@@ -160,7 +149,9 @@ final as (
             / nullif(aggregated.units_28d / 4.0, 0) as trend_7d_vs_28d,
         cast(aggregated.carts_28d as bigint) as carts_28d,
         cast(items.list_price / nullif(category_prices.median_list_price, 0)
-            as {{ basketcast.type_double() }}) as price_vs_category_median
+            as {{ basketcast.type_double() }}) as price_vs_category_median,
+        {{ basketcast.round_double('snapshot_reviews.avg_sentiment', 6) }} as avg_sentiment_90d,
+        aggregated.snapshot_slot
 
     from aggregated
     left join items
