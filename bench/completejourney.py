@@ -4,6 +4,7 @@
     .venv/bin/python bench/completejourney.py                  # ingest, dbt, every model, record
     .venv/bin/python bench/completejourney.py --home /tmp/cj --skip-build --no-record
     .venv/bin/python bench/completejourney.py --skip-build --models none   # the peers only
+    .venv/bin/python bench/completejourney.py --skip-build --grain week --no-peers  # weekly
 
 The series: the top 500 products by transaction lines (fuel and coupon lines excluded), daily
 units from `marts.fct_item_daily_demand` (`basketcast ingest completejourney`, then the dbt
@@ -12,6 +13,9 @@ history up to its cutoff. Every model, ours and the peers, is scored by the same
 (`ml_jobs.demand.metrics.score`): WAPE of p50 and the mean pinball loss of p10/p50/p90, averaged
 over the windows. Peer quantiles: native 80 % intervals (SeasonalNaive, AutoETS) or conformal
 ones from two earlier windows (CrostonOptimized, LightGBM), lower/upper bound = p10/p90.
+
+`--grain week`: our models on complete Monday-to-Sunday weeks (`ml_jobs.demand.grain`), 3
+windows of 4 weeks 28 days apart, scored the same way in weekly units (the peers run daily only).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ from ml_jobs.demand.metrics import score, seasonal_naive_scale
 RESULTS = Path(__file__).with_name("RESULTS.md")
 HORIZON = 28
 WINDOWS = 3
+WEEKLY_HORIZON = 4  # weeks: the same 28 days per window as the daily run
 LEVEL = 80  # the p10-p90 interval
 
 
@@ -53,26 +60,56 @@ def prepare(paths: Paths, top_products: int, skip_build: bool) -> None:
 # --- ours ------------------------------------------------------------------------------------
 
 
-def our_models(threads: int) -> dict[str, Callable[[], object]]:
+@dataclass(frozen=True)
+class TorchBudget:
+    """How the torch model is trained here: a CPU epoch over every origin of 500 items costs
+    minutes on a shared two-core machine, so origins are thinned and each fit has a time cap."""
+
+    origin_stride: int = 5  # days between training origins (the job's default is 2)
+    epochs: int = 6
+    max_seconds: float = 600.0  # per fit: stop after the epoch that passes it
+    threads: int = 2
+
+
+def our_models(
+    threads: int, budget: TorchBudget, grain: str = "day"
+) -> dict[str, Callable[[], object]]:
     from ml_jobs.demand.job import DemandJobConfig, make_model
 
-    config = DemandJobConfig(nthread=threads)
-    models: dict[str, Callable[[], object]] = {
-        "seasonal_naive": lambda: make_model("seasonal_naive", config),
-        "xgboost_quantile": lambda: make_model("xgboost_quantile", config),
-    }
+    horizon = HORIZON if grain == "day" else WEEKLY_HORIZON
+    config = DemandJobConfig(nthread=threads, grain=grain, horizon=horizon)
     try:
-        from ml_jobs.demand.torch_forecaster import TorchQuantile
+        from ml_jobs.demand.torch_forecaster import TorchQuantileParams
+        from ml_jobs.demand.torch_train import TrainConfig
+    except ImportError:  # no torch installed: the other models only
+        names = ("seasonal_naive", "xgboost_quantile")
+    else:
+        names = ("seasonal_naive", "xgboost_quantile", "torch_quantile")
+        if grain == "day":
+            train = TrainConfig(
+                epochs=budget.epochs,
+                origin_stride=budget.origin_stride,
+                max_seconds=budget.max_seconds,
+                threads=budget.threads,
+            )
+            config = replace(config, torch=TorchQuantileParams(train=train))
+        else:  # a year of weeks is small: every origin, the job's weekly settings, capped
+            train = replace(
+                config.torch.train, max_seconds=budget.max_seconds, threads=budget.threads
+            )
+            config = replace(config, torch=replace(config.torch, train=train))
+    return {name: partial(make_model, name, config) for name in names}
 
-        models["torch_quantile"] = TorchQuantile
-    except ImportError:
-        pass
-    return models
+
+def windows(data: DemandData) -> BacktestConfig:
+    """3 windows of 28 days: 28 days, or 4 weeks on the weekly grain."""
+    horizon = HORIZON if data.grain == "day" else WEEKLY_HORIZON
+    return BacktestConfig(n_cutoffs=WINDOWS, horizon=horizon, step_days=28)
 
 
 def run_ours(name: str, factory: Callable[[], object], data: DemandData) -> pd.DataFrame:
     """Forecasts joined to actuals (cutoff, item_id, target_date, actual, p10, p50, p90)."""
-    result = backtest(factory, data, BacktestConfig(n_cutoffs=WINDOWS, horizon=HORIZON))
+    result = backtest(factory, data, windows(data))
     return result.forecasts[["cutoff", "item_id", "target_date", "actual", "p10", "p50", "p90"]]
 
 
@@ -222,33 +259,42 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument("--grain", choices=["day", "week"], default="day")
+    parser.add_argument("--torch-stride", type=int, default=TorchBudget.origin_stride)
+    parser.add_argument("--torch-epochs", type=int, default=TorchBudget.epochs)
+    parser.add_argument("--torch-max-seconds", type=float, default=TorchBudget.max_seconds)
     args = parser.parse_args()
+    budget = TorchBudget(args.torch_stride, args.torch_epochs, args.torch_max_seconds, args.threads)
     quiet_environment()
 
     paths = Paths(args.home.resolve())
     started = time.perf_counter()
     prepare(paths, args.top_products, args.skip_build)
-    data = load_demand_data(paths.warehouse)
-    cutoffs = backtest_cutoffs(data, BacktestConfig(n_cutoffs=WINDOWS, horizon=HORIZON))
+    data = load_demand_data(paths.warehouse, args.grain)
+    cutoffs = backtest_cutoffs(data, windows(data))
     print(f"{data.n_items} items, as of {data.as_of}, cutoffs {[str(c) for c in cutoffs]}")
 
     results: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
-    for name, factory in our_models(args.threads).items():
+    for name, factory in our_models(args.threads, budget, args.grain).items():
         if args.models and name not in args.models:
             continue
         t = time.perf_counter()
-        results[name] = summarize(run_ours(name, factory, data), data.history)
+        forecasts = run_ours(name, factory, data)
+        saved = paths.home / f"bench_forecasts_{args.grain}_{name}.parquet"
+        forecasts.to_parquet(saved, index=False)
+        results[name] = summarize(forecasts, data.history)
         seconds[name] = time.perf_counter() - t
         print(f"  {name}: {results[name]} ({seconds[name]:.0f} s)")
-    if not args.no_peers:
+    if not args.no_peers and args.grain == "day":
         for name, scored in run_peers(data, cutoffs, args.threads, seconds).items():
             results[name] = summarize(scored, data.history)
             print(f"  {name}: {results[name]}")
 
     meta = (
         f"{dt.date.today()}, {platform.node()} ({os.cpu_count()} cores, shared with other "
-        f"work), {data.n_items} items, {WINDOWS}x{HORIZON}-day windows, cutoffs "
+        f"work), {data.n_items} items, {WINDOWS}x{windows(data).horizon}-{args.grain} "
+        "windows, cutoffs "
         f"{', '.join(str(c) for c in cutoffs)}, {time.perf_counter() - started:.0f} s in all"
     )
     text = report(results, seconds, meta)

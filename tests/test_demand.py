@@ -493,7 +493,7 @@ def register(con, paths: Paths, run_id: str, model: str, scores: dict[dt.date, f
         }
     )
     con.register("f", forecast)
-    con.execute("INSERT INTO predictions.item_demand_forecast SELECT * FROM f")
+    con.execute("INSERT INTO predictions.item_demand_forecast BY NAME SELECT * FROM f")
     con.unregister("f")
 
 

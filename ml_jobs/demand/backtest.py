@@ -1,6 +1,7 @@
 """Rolling-origin backtest of item demand forecasters: never a random split.
 
-Cutoffs step back from the last day of data in whole horizons (as_of - 28, as_of - 56, ...). At
+Cutoffs step back from the last day of data in whole horizons (as_of - 28, as_of - 56, ...; on
+the weekly grain from the last week, and horizons and windows count weeks). At
 each cutoff a fresh model is fitted on the history up to the cutoff, forecasts the next
 `horizon` days with the promotions planned at that time, and is scored on the days that
 followed (stock-out days excluded). Scores are reported for all items and by demand segment
@@ -24,6 +25,7 @@ import pandas as pd
 
 from ml_jobs.demand.base import DemandModel
 from ml_jobs.demand.data import DemandData, history_until, known_future, to_panel
+from ml_jobs.demand.grain import on_grid
 from ml_jobs.demand.metrics import score, seasonal_naive_scale
 
 METRIC_COLUMNS = ("model_name", "cutoff", "horizon", "segment", "metric", "value")
@@ -63,7 +65,7 @@ def backtest_cutoffs(data: DemandData, config: BacktestConfig) -> list[dt.date]:
 def item_segments(history: pd.DataFrame, config: BacktestConfig) -> pd.Series:
     """new / fast / slow / intermittent per item: launch date first, then zero-sale share."""
     panel = to_panel(history)
-    recent = panel.units[:, -config.segment_window_days :]
+    recent = panel.units[:, -panel.span(config.segment_window_days) :]
     observed = ~np.isnan(recent)
     zero_share = np.where(
         observed.sum(axis=1) > 0,
@@ -75,7 +77,8 @@ def item_segments(history: pd.DataFrame, config: BacktestConfig) -> pd.Series:
         "intermittent",
         np.where(zero_share >= config.slow_from, "slow", "fast"),
     )
-    launched_late = (panel.first_day > 0) & (panel.n_days - panel.first_day <= config.new_item_days)
+    new_span = panel.span(config.new_item_days)
+    launched_late = (panel.first_day > 0) & (panel.n_days - panel.first_day <= new_span)
     segment = np.where(launched_late, "new", segment)
     return pd.Series(segment, index=pd.Index(panel.item_ids, name="item_id"), name="segment")
 
@@ -149,7 +152,9 @@ def backtest(
         seen = history_until(history, cutoff)
         model = make_model().fit(seen)
         future = known_future(history, cutoff, config.horizon, data.promotions)
-        forecast = model.predict(seen, cutoff, config.horizon, future)
+        forecast = on_grid(
+            model.predict(seen, cutoff, config.horizon, future), cutoff, data.step_days
+        )
 
         after = history[history["demand_date"] > pd.Timestamp(cutoff)]
         actual = after.assign(actual=after["units_sold"].where(~after["is_stockout"]))

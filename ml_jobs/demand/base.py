@@ -47,15 +47,19 @@ class DemandModel(Protocol):
     def save(self, directory: Path) -> list[Path]: ...
 
 
-def forecast_frame(item_ids: np.ndarray, as_of: dt.date, quantiles: np.ndarray) -> pd.DataFrame:
+def forecast_frame(
+    item_ids: np.ndarray, as_of: dt.date, quantiles: np.ndarray, step_days: int = 1
+) -> pd.DataFrame:
     """Long forecast frame from an (items, horizon, 3) array of p10/p50/p90.
 
     Quantiles are sorted per row and clipped at zero, so 0 <= p10 <= p50 <= p90 always holds.
+    Horizon h targets the period starting `step_days * h` days after `as_of` (7: weeks).
     """
     n_items, horizon, _ = quantiles.shape
     q = np.clip(np.sort(np.nan_to_num(quantiles, nan=0.0), axis=-1), 0.0, None)
     origin = pd.Timestamp(as_of)
-    targets = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
+    step = pd.Timedelta(days=step_days)
+    targets = pd.date_range(origin + step, periods=horizon, freq=step)
     return pd.DataFrame(
         {
             "item_id": np.repeat(np.asarray(item_ids, dtype="int64"), horizon),

@@ -5,6 +5,10 @@ item per day, zero-filled, with stock-out days flagged. Stock-out days are censo
 shelf was empty, so zero sales say nothing about what shoppers wanted), so the forecasters see
 them as missing values, never as zeros.
 
+The models also run on a weekly grain (`grain.weekly_history`): the same columns, one row per
+item per week labelled by the week's Monday. Everything below works in steps of the history's
+grain (`infer_step`: 1 day, or 7 for weekly rows), so a Panel column is a day or a week.
+
 Planned promotions and list prices are known in advance, so forecasts may use them for the days
 they predict. `known_future` collects them: what the warehouse already holds for a target day,
 else the planned promotions in `staging.stg_shop__promotions` and the last known list price.
@@ -43,13 +47,35 @@ PROMOTION_COLUMNS = ("item_id", "start_date", "end_date", "discount_pct")
 class DemandData:
     """Everything a demand run reads from the warehouse."""
 
-    history: pd.DataFrame  # DEMAND_COLUMNS, one row per item per day
+    history: pd.DataFrame  # DEMAND_COLUMNS, one row per item per day (or week: see grain.py)
     promotions: pd.DataFrame | None  # PROMOTION_COLUMNS, or None when staging has no promotions
-    as_of: dt.date  # last day of data: forecasts start the day after
+    as_of: dt.date  # last period of data (a day, or a week's Monday): forecasts start after it
+    grain: str = "day"
 
     @property
     def n_items(self) -> int:
         return int(self.history["item_id"].nunique())
+
+    @property
+    def step_days(self) -> int:
+        return 7 if self.grain == "week" else 1
+
+    @property
+    def last_day(self) -> dt.date:
+        """The last day of data used (the as-of date recorded with predictions)."""
+        return self.as_of + dt.timedelta(days=self.step_days - 1)
+
+
+def infer_step(dates: pd.Series) -> int:
+    """Days between periods of a demand frame: 1 for daily rows, 7 for weekly ones.
+
+    The fact table is zero-filled, so a daily history holds consecutive days and a weekly one
+    a row every seventh day; the step is the greatest common divisor of the gaps.
+    """
+    days = np.unique(dates.to_numpy(dtype="datetime64[D]").astype(np.int64))
+    if len(days) < 2:
+        return 1
+    return int(np.gcd.reduce(np.diff(days)))
 
 
 def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
@@ -67,8 +93,11 @@ def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["item_id", "demand_date"], ignore_index=True)
 
 
-def load_demand_data(warehouse: Path) -> DemandData:
-    """Read the daily demand fact table (and planned promotions, if staged) read-only."""
+def load_demand_data(warehouse: Path, grain: str = "day") -> DemandData:
+    """Read the daily demand fact table (and planned promotions, if staged) read-only.
+
+    `grain` "week" sums the days into complete Monday-to-Sunday weeks (`grain.weekly_history`).
+    """
     import duckdb  # the warehouse is needed here only: the models train on plain frames
 
     from ml_jobs.warehouse import connect, table_exists
@@ -88,10 +117,17 @@ def load_demand_data(warehouse: Path) -> DemandData:
     if history.empty:
         raise ValueError(f"{DEMAND_TABLE} is empty: nothing to forecast")
     history = clean_history(history)
+    if grain == "week":
+        from ml_jobs.demand.grain import weekly_history
+
+        history = weekly_history(history)
+    elif grain != "day":
+        raise ValueError(f"unknown demand grain {grain!r}; expected 'day' or 'week'")
     return DemandData(
         history=history,
         promotions=None if promotions is None else clean_promotions(promotions),
         as_of=history["demand_date"].max().date(),
+        grain=grain,
     )
 
 
@@ -132,16 +168,18 @@ def known_future(
     horizon: int,
     promotions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Planned list price and discount for every item and each of the next `horizon` days.
+    """Planned list price and discount for every item and each of the next `horizon` periods.
 
-    A target day the warehouse already holds (a backtest predicting inside the data) keeps its
-    recorded list price and promotion: both are planned before the day. Later days take the
-    staged planned promotions (largest discount of the overlapping ones) and the item's last
-    known list price. Columns: item_id, target_date, horizon, list_price, discount_pct.
+    A target period the warehouse already holds (a backtest predicting inside the data) keeps
+    its recorded list price and promotion: both are planned before the day. Later periods take
+    the staged planned promotions (largest discount of the overlapping ones each day, averaged
+    over a week's seven days on a weekly grain) and the item's last known list price.
+    Columns: item_id, target_date, horizon, list_price, discount_pct.
     """
+    step = infer_step(history["demand_date"])
     origin = pd.Timestamp(as_of)
     items = np.sort(history["item_id"].unique())
-    targets = pd.date_range(origin + pd.Timedelta(days=1), periods=horizon, freq="D")
+    targets = pd.date_range(origin + pd.Timedelta(days=step), periods=horizon, freq=f"{step}D")
     grid = pd.DataFrame(
         {
             "item_id": np.repeat(items, horizon),
@@ -155,7 +193,7 @@ def known_future(
     grid["discount_pct"] = 0.0
 
     if promotions is not None and not promotions.empty:
-        end = targets[-1]
+        end = targets[-1] + pd.Timedelta(days=step - 1)
         active = promotions[(promotions["end_date"] > origin) & (promotions["start_date"] <= end)]
         if not active.empty:
             days = [
@@ -171,6 +209,12 @@ def known_future(
                 for row in active.itertuples(index=False)
             ]
             planned = pd.concat(days).groupby(["item_id", "target_date"])["discount_pct"].max()
+            if step > 1:  # a week's planned discount: the mean over its days (0 when none)
+                day = planned.index.get_level_values("target_date")
+                offset = (day - targets[0]).days // step * step
+                period = targets[0] + pd.to_timedelta(offset, unit="D")
+                planned = planned.groupby([planned.index.get_level_values("item_id"), period])
+                planned = planned.sum() / step
             key = pd.MultiIndex.from_frame(grid[["item_id", "target_date"]])
             grid["discount_pct"] = planned.reindex(key).fillna(0.0).to_numpy()
 
@@ -187,7 +231,8 @@ def known_future(
 class Panel:
     """Demand history as item × day arrays: the layout both forecasters compute on.
 
-    `units` is NaN on stock-out days (censored) and before an item's first day.
+    `units` is NaN on stock-out days (censored) and before an item's first day. A column is
+    `step_days` days: 1 on the daily grain, 7 on the weekly one (then "day" below means week).
     """
 
     item_ids: np.ndarray  # (n,)
@@ -201,16 +246,30 @@ class Panel:
     price: np.ndarray
     list_price: np.ndarray
     discount_pct: np.ndarray
+    step_days: int = 1
 
     @property
     def n_days(self) -> int:
+        """Columns (periods of `step_days` days)."""
         return self.units.shape[1]
 
+    @property
+    def season(self) -> int:
+        """Columns per seasonal cycle: a week of days; a year of weeks once two years are
+        seen, else one week (a single year is too little to learn yearly seasonality from)."""
+        if self.step_days == 1:
+            return 7
+        return 52 if self.n_days >= 104 else 1
+
+    def span(self, days: int) -> int:
+        """Columns covering `days` days (at least one)."""
+        return max(1, -(-days // self.step_days))
+
     def column(self, day: dt.date | pd.Timestamp) -> int:
-        return int((pd.Timestamp(day) - self.start).days)
+        return int((pd.Timestamp(day) - self.start).days) // self.step_days
 
     def day(self, column: int) -> pd.Timestamp:
-        return self.start + pd.Timedelta(days=column)
+        return self.start + pd.Timedelta(days=column * self.step_days)
 
 
 def to_panel(
@@ -219,18 +278,20 @@ def to_panel(
     """Pivot a demand frame into a Panel.
 
     Rows follow `item_ids` (default: the sorted ids in `history`); columns run from the first
-    day of `history` to `end` (default: its last day), so a forecast origin always has a column.
+    period of `history` to `end` (default: its last one), so a forecast origin always has a
+    column. The step (day or week) is the history's own (`infer_step`).
     """
     if item_ids is None:
         item_ids = np.sort(history["item_id"].unique())
+    step = infer_step(history["demand_date"])
     start = history["demand_date"].min()
     last = history["demand_date"].max() if end is None else pd.Timestamp(end)
-    n_days = int((last - start).days) + 1
+    n_days = int((last - start).days) // step + 1
     rows = pd.Index(item_ids).get_indexer(history["item_id"])
     keep = (rows >= 0) & (history["demand_date"] <= last).to_numpy()
     rows = rows[keep]
     frame = history[keep]
-    cols = ((frame["demand_date"] - start).dt.days).to_numpy()
+    cols = ((frame["demand_date"] - start).dt.days // step).to_numpy()
 
     def grid(values: pd.Series) -> np.ndarray:
         out = np.full((len(item_ids), n_days), np.nan)
@@ -256,4 +317,5 @@ def to_panel(
         price=grid(frame["price"]),
         list_price=grid(frame["list_price"]),
         discount_pct=grid(frame["discount_pct"]),
+        step_days=step,
     )

@@ -11,6 +11,12 @@ then lets each succeeded run challenge the champion, so `item_demand_forecast_la
 best model, and finally rebuilds the HTML report (`$BASKETCAST_HOME/reports/report.html`).
 This is the function the CLI and the Airflow DAG call.
 
+Grain: daily by default; `grain="week"` (CLI `--grain week`, env BASKETCAST_DEMAND_GRAIN) runs
+every model on complete weeks (`grain.py`), horizons in weeks (default 8), and writes rows with
+`grain = 'week'`, target_date the week's Monday and as_of_date the last day of data used. Weekly
+runs are registered as `<model>_weekly` and never challenge the champion: their scores are in
+weekly units, and `item_demand_forecast_latest` (what the inventory plan reads) stays daily.
+
 The torch model checkpoints every epoch under `artifacts/checkpoints/torch_quantile/`, one folder
 per fit (keyed by the data it sees and its config): a killed job started again resumes each fit
 after its last finished epoch. The folder is cleared once the run has succeeded.
@@ -34,8 +40,10 @@ from ml_jobs.config import Paths
 from ml_jobs.demand.backtest import BacktestConfig, backtest, summarize
 from ml_jobs.demand.base import DemandModel
 from ml_jobs.demand.data import DemandData, known_future, load_demand_data, load_truth
+from ml_jobs.demand.grain import DEFAULT_HORIZON, STEP_DAYS, check_grain, default_grain, on_grid
 from ml_jobs.demand.seasonal_naive import SeasonalNaive, SeasonalNaiveParams
 from ml_jobs.demand.torch_forecaster import TorchQuantile, TorchQuantileParams
+from ml_jobs.demand.torch_train import TrainConfig
 from ml_jobs.demand.xgb import XGBoostQuantile, XGBoostQuantileParams
 from ml_jobs.registry import (
     DEMAND_PRODUCT,
@@ -55,9 +63,19 @@ MODEL_NAMES = ("seasonal_naive", "xgboost_quantile", "torch_quantile")
 BACKTEST_FORECASTS = "backtest_forecasts.parquet"  # per run, beside its model artifacts
 
 
+# Weekly defaults: a year is 52 columns, so every origin is trained on and the torch model reads
+# half a year (its daily window of 112 columns would be two years of weeks).
+WEEKLY_XGBOOST = XGBoostQuantileParams(n_origins=26, origin_stride=1, row_fraction=1.0)
+WEEKLY_TORCH = TorchQuantileParams(window=26, train=TrainConfig(origin_stride=1))
+
+
 @dataclass(frozen=True)
 class DemandJobConfig:
-    horizon: int = 28
+    """The demand job's settings; `horizon` counts periods of the grain (None: 28 days / 8
+    weeks). On the weekly grain, default model settings become the WEEKLY_* ones."""
+
+    horizon: int | None = None  # an int once constructed (see __post_init__)
+    grain: str = field(default_factory=default_grain)  # day | week
     backtest_cutoffs: int = 2
     seed: int = 0
     nthread: int = 2
@@ -66,6 +84,26 @@ class DemandJobConfig:
     xgboost: XGBoostQuantileParams = field(default_factory=XGBoostQuantileParams)
     torch: TorchQuantileParams = field(default_factory=TorchQuantileParams)
     write_report: bool = True  # rebuild reports/report.html at the end of the job
+
+    def __post_init__(self) -> None:
+        check_grain(self.grain)
+        if self.horizon is None:
+            object.__setattr__(self, "horizon", DEFAULT_HORIZON[self.grain])
+        if self.horizon < 1:
+            raise ValueError(f"demand horizon must be at least 1 {self.grain}, got {self.horizon}")
+        if self.grain == "week":
+            if self.xgboost == XGBoostQuantileParams():
+                object.__setattr__(self, "xgboost", WEEKLY_XGBOOST)
+            if self.torch == TorchQuantileParams():
+                object.__setattr__(self, "torch", WEEKLY_TORCH)
+
+    @property
+    def step_days(self) -> int:
+        return STEP_DAYS[self.grain]
+
+    def registry_name(self, model: str) -> str:
+        """The model's name in the registry and prediction rows: weekly runs are their own."""
+        return model if self.grain == "day" else f"{model}_weekly"
 
 
 @dataclass(frozen=True)
@@ -150,19 +188,21 @@ def _run_model(
     console: Console,
 ) -> tuple[ModelRunResult, pd.DataFrame]:
     """One model's run from registration to written forecast; failures are recorded."""
+    grain = config.grain
     started = time.perf_counter()
-    checkpoints = paths.artifacts / "checkpoints" / name
+    registered = config.registry_name(name)
+    checkpoints = paths.artifacts / "checkpoints" / registered
     probe = make_model(name, config)
-    run_id = new_run_id(name)
+    run_id = new_run_id(registered)
     artifact_dir = paths.artifacts / run_id
     record = RunRecord(
         run_id=run_id,
-        model_name=probe.name,
+        model_name=registered,
         model_kind=probe.kind,
         model_version=probe.version,
         train_start=data.history["demand_date"].min().date(),
-        train_end=data.as_of,
-        params=probe.params,
+        train_end=data.last_day,
+        params={**probe.params, "grain": config.grain},
         artifact_uri=str(artifact_dir),
         device=getattr(probe, "device", "cpu"),
         git_sha=sha,
@@ -172,6 +212,10 @@ def _run_model(
     metrics = pd.DataFrame()
     try:
         backtest_config = BacktestConfig(n_cutoffs=config.backtest_cutoffs, horizon=config.horizon)
+        if config.grain != "day":  # windows of a whole horizon, as the daily 28 x 28 days
+            backtest_config = dataclasses.replace(
+                backtest_config, step_days=config.horizon * config.step_days
+            )
         with console.status(f"{name}: backtest on {config.backtest_cutoffs} cutoffs"):
             result = backtest(
                 lambda: make_model(name, config, checkpoints, console),
@@ -179,7 +223,7 @@ def _run_model(
                 backtest_config,
                 truth,
             )
-        metrics = result.metrics
+        metrics = result.metrics.assign(model_name=registered)
         summary = summarize(metrics)
         with connect(paths.warehouse) as con:
             write_backtest_metrics(con, run_id, metrics)
@@ -192,10 +236,11 @@ def _run_model(
             f"coverage {summary.get('coverage_p10_p90', float('nan')):.2f}"
         )
 
-        with console.status(f"{name}: fit on all history and forecast {config.horizon} days"):
+        with console.status(f"{name}: fit on all history and forecast {config.horizon} {grain}s"):
             model = make_model(name, config, checkpoints, console).fit(data.history)
             future = known_future(data.history, data.as_of, config.horizon, data.promotions)
             forecast = model.predict(data.history, data.as_of, config.horizon, future)
+            forecast = on_grid(forecast, data.as_of, data.step_days)
             check_forecast(forecast, data.history["item_id"], config.horizon)
 
         model.save(artifact_dir)
@@ -203,9 +248,10 @@ def _run_model(
             result.forecasts.to_parquet(artifact_dir / BACKTEST_FORECASTS, index=False)
         run_info = {
             "run_id": run_id,
-            "model_name": name,
+            "model_name": registered,
             "model_version": probe.version,
-            "as_of_date": data.as_of.isoformat(),
+            "grain": config.grain,
+            "as_of_date": data.last_day.isoformat(),
             "backtest_cutoffs": [c.isoformat() for c in result.cutoffs],
             "backtest": summary,
             "job_config": dataclasses.asdict(config),
@@ -214,10 +260,11 @@ def _run_model(
 
         frame = forecast.assign(
             run_id=run_id,
-            model_name=name,
+            model_name=registered,
             model_version=probe.version,
-            as_of_date=pd.Timestamp(data.as_of),
+            as_of_date=pd.Timestamp(data.last_day),
             predicted_at=pd.Timestamp.now(tz="UTC"),
+            grain=config.grain,
         )
         rows = write_predictions(paths.warehouse, DEMAND_PRODUCT, frame)
         run_metrics: dict[str, Any] = {**summary, "backtest_cutoffs": run_info["backtest_cutoffs"]}
@@ -228,7 +275,7 @@ def _run_model(
         console.log(f"{name}: wrote {rows} forecast rows as {run_id} ({seconds:.1f}s)")
         return (
             ModelRunResult(
-                name, run_id, "succeeded", rows, str(artifact_dir), summary, None, seconds
+                registered, run_id, "succeeded", rows, str(artifact_dir), summary, None, seconds
             ),
             metrics,
         )
@@ -238,7 +285,7 @@ def _run_model(
             finish_run(con, run_id, "failed", {"error": error})
         console.log(f"[red]{name}: failed: {error}")
         seconds = time.perf_counter() - started
-        return ModelRunResult(name, run_id, "failed", error=error, seconds=seconds), metrics
+        return ModelRunResult(registered, run_id, "failed", error=error, seconds=seconds), metrics
 
 
 def run_demand_forecast(
@@ -257,10 +304,11 @@ def run_demand_forecast(
         make_model(name, config)  # unknown names fail before anything is written
 
     with console.status("loading marts.fct_item_daily_demand"):
-        data = load_demand_data(paths.warehouse)
-    truth = load_truth(paths.truth)
+        data = load_demand_data(paths.warehouse, config.grain)
+    truth = load_truth(paths.truth) if config.grain == "day" else None  # truth is daily
     console.log(
-        f"demand history: {data.n_items} items, {len(data.history)} rows, as of {data.as_of}"
+        f"demand history ({config.grain}ly): {data.n_items} items, {len(data.history)} rows, "
+        f"as of {data.last_day}"
         + ("" if data.promotions is not None else " (no staged promotions)")
         + ("" if truth is None else " (synthetic truth found: scored against it too)")
     )
@@ -275,7 +323,8 @@ def run_demand_forecast(
         run, run_metrics = _run_model(name, data, truth, paths, config, sha, console)
         runs.append(run)
         metrics.append(run_metrics.assign(run_id=run.run_id))
-        if run.status == "succeeded":  # challenge at once: a later kill keeps this decision
+        if run.status == "succeeded" and config.grain == "day":  # challenge at once: a later
+            # kill keeps this decision; weekly runs are scored in other units and never compete
             with connect(paths.warehouse) as con:
                 promotion = promote_if_better(con, run.run_id, DEMAND_PRODUCT)
             promotions.append(promotion)
@@ -285,7 +334,7 @@ def run_demand_forecast(
         champion = current_champion(con, DEMAND_PRODUCT)
 
     result = DemandJobResult(
-        as_of_date=data.as_of,
+        as_of_date=data.last_day,
         n_items=data.n_items,
         runs=runs,
         promotions=promotions,

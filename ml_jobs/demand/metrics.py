@@ -65,9 +65,13 @@ def mase(actual: np.ndarray, p50: np.ndarray, scale: np.ndarray) -> float:
     return float(np.mean(np.abs(actual[ok] - p50[ok]) / scale[ok]))
 
 
-def seasonal_naive_scale(history: pd.DataFrame, season: int = 7) -> pd.Series:
-    """Per item in-sample MAE of the weekly seasonal naive, skipping stock-out days."""
+def seasonal_naive_scale(history: pd.DataFrame, season: int | None = None) -> pd.Series:
+    """Per item in-sample MAE of the seasonal naive, skipping stock-out days.
+
+    The season defaults to the history's grain (`Panel.season`: 7 days, or 1 / 52 weeks).
+    """
     panel = to_panel(history)
+    season = panel.season if season is None else season
     units = panel.units
     diffs = np.abs(units[:, season:] - units[:, :-season]) if units.shape[1] > season else None
     scale = nanmean(diffs, axis=1) if diffs is not None else np.full(len(units), np.nan)

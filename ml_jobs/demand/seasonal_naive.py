@@ -1,9 +1,12 @@
-"""Weekly seasonal naive: the baseline every item demand model has to beat.
+"""Seasonal naive: the baseline every item demand model has to beat.
 
 p50 for a target day is the item's mean units on the same weekday over the last `weeks` weeks
 before the forecast origin (stock-out days skipped: censored, not zero). p10/p90 add the item's
 empirical 10th/90th percentile of in-sample residuals of that same rule over the last
 `residual_weeks` weeks. Items too new to have residuals get a Poisson-like band instead.
+
+On the weekly grain the season is the Panel's (`Panel.season`): one week (the mean of the last
+`weeks` weeks) while less than two years are seen, else 52 weeks (the same week of past years).
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ class SeasonalNaiveParams:
 
 
 def same_weekday_mean(
-    units: np.ndarray, origin: int, offsets: np.ndarray, weeks: int
+    units: np.ndarray, origin: int, offsets: np.ndarray, weeks: int, season: int = 7
 ) -> np.ndarray:
-    """Mean of each item's last `weeks` same-weekday values seen at `origin`, per target offset.
+    """Mean of each item's last `weeks` same-season values seen at `origin`, per target offset.
 
-    `offsets` are days after the origin (1 = the next day). Returns (items, len(offsets)).
+    `offsets` are periods after the origin (1 = the next day); `season` is the cycle in
+    periods (7 days: same weekday). Returns (items, len(offsets)).
     """
-    base = origin + offsets - 7 * np.ceil(offsets / 7).astype(int)  # latest seen same weekday
-    cols = base[:, None] - 7 * np.arange(weeks)[None, :]  # (len(offsets), weeks)
+    base = origin + offsets - season * np.ceil(offsets / season).astype(int)  # latest seen
+    cols = base[:, None] - season * np.arange(weeks)[None, :]  # (len(offsets), weeks)
     valid = cols >= 0
     values = units[:, np.where(valid, cols, 0)]  # (items, len(offsets), weeks)
     values = np.where(valid[None], values, np.nan)
@@ -71,19 +75,22 @@ class SeasonalNaive:
         future: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         panel = to_panel(history_until(history, as_of), end=as_of)
-        units, origin = panel.units, panel.column(as_of)
+        units, origin, season = panel.units, panel.column(as_of), panel.season
         p = self.config
 
-        p50 = same_weekday_mean(units, origin, np.arange(1, horizon + 1), p.weeks)
-        recent = nanmean(units[:, max(0, origin - 27) : origin + 1], axis=1)
+        p50 = same_weekday_mean(units, origin, np.arange(1, horizon + 1), p.weeks, season)
+        recent = nanmean(units[:, max(0, origin - panel.span(28) + 1) : origin + 1], axis=1)
         p50 = np.where(np.isnan(p50), recent[:, None], p50)
         p50 = np.nan_to_num(p50, nan=0.0)
 
         # In-sample residuals of the same rule, one step ahead of each recent day.
-        days = np.arange(max(7, origin - 7 * p.residual_weeks + 1), origin + 1)
+        days = np.arange(max(season, origin - panel.span(7 * p.residual_weeks) + 1), origin + 1)
         if len(days):
             fitted = np.stack(
-                [same_weekday_mean(units, int(d) - 1, np.array([1]), p.weeks)[:, 0] for d in days],
+                [
+                    same_weekday_mean(units, int(d) - 1, np.array([1]), p.weeks, season)[:, 0]
+                    for d in days
+                ],
                 axis=1,
             )
             residuals = units[:, days] - fitted
@@ -97,7 +104,8 @@ class SeasonalNaive:
         spread = Z90 * np.sqrt(p50)
         p10 = np.where(enough[:, None], p50 + np.minimum(lo, 0.0)[:, None], p50 - spread)
         p90 = np.where(enough[:, None], p50 + np.maximum(hi, 0.0)[:, None], p50 + spread)
-        return forecast_frame(panel.item_ids, as_of, np.stack([p10, p50, p90], axis=-1))
+        quantiles = np.stack([p10, p50, p90], axis=-1)
+        return forecast_frame(panel.item_ids, as_of, quantiles, panel.step_days)
 
     def save(self, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)

@@ -146,7 +146,7 @@ def panel_tensors(
     )
     ahead = np.zeros((len(units), horizon)) if future_discount is None else future_discount
     discount = np.concatenate([np.nan_to_num(panel.discount_pct, nan=0.0), ahead], axis=1)
-    dates = pd.date_range(panel.start, periods=panel.n_days + horizon, freq="D")
+    dates = pd.date_range(panel.start, periods=panel.n_days + horizon, freq=f"{panel.step_days}D")
     categories = np.nan_to_num(panel.category_id, nan=-1).astype(np.int64)
     return PanelTensors(
         past=torch.tensor(past, dtype=torch.float32),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ class TorchQuantile:
         self.checkpoint_root: Path | None = None
         self.console: Console | None = None
         self.last_train: TrainResult | None = None
+        self.trainer: Callable[..., TrainResult] = train  # torch_ddp.train_ddp on several ranks
 
     @property
     def params(self) -> dict[str, Any]:
@@ -172,7 +174,7 @@ class TorchQuantile:
             torch.manual_seed(train_config.seed)
             net = DemandNet(net_config)
             results.append(
-                train(
+                self.trainer(
                     net,
                     tensors,
                     rows,

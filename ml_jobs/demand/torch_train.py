@@ -8,6 +8,9 @@
   finished epoch (and returns at once when training had already finished).
 - Learning rate: cosine decay over the planned epochs, computed from the epoch number alone, so
   there is no scheduler state to lose.
+
+`torch_ddp` trains the same way on several processes: it shares the shuffle (`epoch_order`), the
+optimizer step (`train_step`) and the checkpoint helpers with the loop here.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class TrainResult:
     samples_per_s: float = 0.0  # training throughput of this call
     device: str = "cpu"
     resumed_from: int = 0  # epochs already finished when this call started
+    world_size: int = 1  # processes that trained together (torch_ddp)
 
 
 def combine(results: list[TrainResult]) -> TrainResult:
@@ -68,6 +72,7 @@ def combine(results: list[TrainResult]) -> TrainResult:
         samples_per_s=samples / seconds if seconds > 0 else 0.0,
         device=first.device,
         resumed_from=first.resumed_from,
+        world_size=first.world_size,
     )
 
 
@@ -91,7 +96,7 @@ def cosine_lr(config: TrainConfig, epoch: int) -> float:
     return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / max(config.epochs, 1)))
 
 
-def _save(path: Path, payload: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write a checkpoint atomically: a killed write leaves the previous one intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
@@ -112,6 +117,16 @@ def load_checkpoint(checkpoint_dir: Path | None, config: TrainConfig) -> dict[st
     return state if state.get("train_config") == resumable(config) else None
 
 
+def loss_denominator(
+    net: DemandNet, batch: dict[str, torch.Tensor], config: TrainConfig
+) -> torch.Tensor:
+    """The weight `batch_loss` divides by (before its clamp): its mean is a sum over this."""
+    if net.config.head == "negbin":
+        return batch["mask"].sum()
+    level = recent_level(batch["past"][..., 0], batch["past"][..., 1])
+    return (batch["mask"] * (level ** (config.loss_scale_power - 1.0))[:, None]).sum()
+
+
 def batch_loss(
     net: DemandNet, output: torch.Tensor, batch: dict[str, torch.Tensor], config: TrainConfig
 ) -> torch.Tensor:
@@ -121,6 +136,87 @@ def batch_loss(
     level = recent_level(batch["past"][..., 0], batch["past"][..., 1])
     weight = level ** (config.loss_scale_power - 1.0)
     return pinball(output, batch["target"], batch["mask"], QUANTILES, weight)
+
+
+def on_device(tensors: PanelTensors, device: torch.device) -> PanelTensors:
+    """The panel's tensors moved to `device` (the whole history: batches index it there)."""
+    return PanelTensors(
+        past=tensors.past.to(device),
+        known=tensors.known.to(device),
+        item_index=tensors.item_index.to(device),
+        category_index=tensors.category_index.to(device),
+        first_day=tensors.first_day.to(device),
+        n_days=tensors.n_days,
+        cum_units=tensors.cum_units.to(device),
+        cum_observed=tensors.cum_observed.to(device),
+        origin_stats=tensors.origin_stats.to(device),
+    )
+
+
+def epoch_order(n: int, config: TrainConfig, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch, a function of (seed, epoch) alone."""
+    shuffle = torch.Generator().manual_seed(config.seed * 1000 + epoch)
+    return torch.randperm(n, generator=shuffle)
+
+
+def train_step(
+    model: torch.nn.Module,
+    net: DemandNet,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    config: TrainConfig,
+    device: torch.device,
+    scale: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One optimizer step on a batch; returns the (detached) loss it stepped on.
+
+    `model` is `net` or a wrapper of it (DistributedDataParallel); `scale` multiplies the loss
+    before backward (torch_ddp turns a shard's mean into its part of the global batch mean).
+    """
+    with autocast(device):
+        q = model(
+            batch["past"],
+            batch["future"],
+            batch["seasonal"],
+            batch["item"],
+            batch["category"],
+            batch["static"],
+        )
+    loss = batch_loss(net, q.float(), batch, config)
+    if scale is not None:
+        loss = loss * scale
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    optimizer.step()
+    return loss.detach()
+
+
+def checkpoint_state(
+    net: DemandNet, optimizer: torch.optim.Optimizer, result: TrainResult, config: TrainConfig
+) -> dict[str, Any]:
+    return {
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": result.epochs_run,
+        "losses": result.losses,
+        "train_config": resumable(config),
+    }
+
+
+def resume(
+    state: dict[str, Any] | None,
+    net: DemandNet,
+    optimizer: torch.optim.Optimizer,
+    result: TrainResult,
+) -> None:
+    """Load a checkpoint (if any) into the net, optimizer and result."""
+    if state is None:
+        return
+    net.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    result.epochs_run = result.resumed_from = int(state["epoch"])
+    result.losses = list(state["losses"])
 
 
 def train(
@@ -141,28 +237,13 @@ def train(
     torch.set_num_threads(config.threads)
     device = select_device(config.device)
     net.to(device)
-    data = PanelTensors(
-        past=tensors.past.to(device),
-        known=tensors.known.to(device),
-        item_index=tensors.item_index.to(device),
-        category_index=tensors.category_index.to(device),
-        first_day=tensors.first_day.to(device),
-        n_days=tensors.n_days,
-        cum_units=tensors.cum_units.to(device),
-        cum_observed=tensors.cum_observed.to(device),
-        origin_stats=tensors.origin_stats.to(device),
-    )
+    data = on_device(tensors, device)
     rows_on, origins_on = rows.to(device), origins.to(device)
     optimizer = torch.optim.AdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     result = TrainResult(epochs_run=0, device=str(device))
-    state = load_checkpoint(checkpoint_dir, config)
-    if state is not None:
-        net.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        result.epochs_run = result.resumed_from = int(state["epoch"])
-        result.losses = list(state["losses"])
+    resume(load_checkpoint(checkpoint_dir, config), net, optimizer, result)
 
     last_epoch = (
         config.epochs if stop_after_epochs is None else min(stop_after_epochs, config.epochs)
@@ -176,29 +257,15 @@ def train(
     for epoch in range(result.epochs_run, last_epoch):
         net.train()
         torch.manual_seed(config.seed * 1000 + epoch)  # dropout of this epoch
-        shuffle = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(n, generator=shuffle).to(device)
+        order = epoch_order(n, config, epoch).to(device)
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(config, epoch)
         total, count = torch.zeros((), device=device), 0  # summed on the device: no sync
         for start in range(0, n, bs):
             pick = order[start : start + bs]
             batch = data.batch(rows_on[pick], origins_on[pick], c.window, c.horizon)
-            with autocast(device):
-                q = net(
-                    batch["past"],
-                    batch["future"],
-                    batch["seasonal"],
-                    batch["item"],
-                    batch["category"],
-                    batch["static"],
-                )
-            loss = batch_loss(net, q.float(), batch, config)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            optimizer.step()
-            total += loss.detach() * len(pick)
+            loss = train_step(net, net, optimizer, batch, config, device)
+            total += loss * len(pick)
             count += len(pick)
         seen += count
         result.losses.append(float(total) / max(count, 1))
@@ -208,15 +275,8 @@ def train(
             f"loss {result.losses[-1]:.4f}, {time.perf_counter() - started:.0f}s"
         )
         if checkpoint_dir is not None:
-            _save(
-                checkpoint_dir / CHECKPOINT,
-                {
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "losses": result.losses,
-                    "train_config": resumable(config),
-                },
+            save_checkpoint(
+                checkpoint_dir / CHECKPOINT, checkpoint_state(net, optimizer, result, config)
             )
         over_budget = config.max_seconds is not None and (
             time.perf_counter() - started > config.max_seconds

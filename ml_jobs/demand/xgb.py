@@ -103,13 +103,14 @@ def feature_rows(
     at_origin = origin_features(panel, origin)
     scale = at_origin["scale"]
     targets = pd.DatetimeIndex([panel.day(origin + int(h)) for h in offsets])
-    same_dow = origin + offsets - 7 * np.ceil(offsets / 7).astype(int)
+    season = panel.season
+    same_dow = origin + offsets - season * np.ceil(offsets / season).astype(int)
     target_price = list_price * (1.0 - discount_pct / 100.0)
     paid = at_origin["paid_price_28"][:, None]
 
     per_target = {
         "same_dow_last": np.where(same_dow >= 0, panel.units[:, np.maximum(same_dow, 0)], np.nan),
-        "same_dow_mean4": same_weekday_mean(panel.units, origin, offsets, 4),
+        "same_dow_mean4": same_weekday_mean(panel.units, origin, offsets, 4, season),
         "list_price": list_price,
         "discount_pct": discount_pct,
         "target_price": target_price,
@@ -145,7 +146,7 @@ def training_rows(
     rng = np.random.default_rng(params.seed)
     last = panel.n_days - 1
     origins = [last - 1 - params.origin_stride * k for k in range(params.n_origins)]
-    origins = [o for o in origins if o >= 27] or [max(0, last - 1)]
+    origins = [o for o in origins if o >= panel.span(28) - 1] or [max(0, last - 1)]
     frames, labels, origin_of = [], [], []
     for origin in origins:
         horizon = min(params.horizon, last - origin)
@@ -238,7 +239,7 @@ class XGBoostQuantile:
         data = xgb.DMatrix(features, nthread=self.config.nthread)
         scaled = self.booster.predict(data).reshape(*shape, len(QUANTILES))
         quantiles = scaled * features["scale"].to_numpy().reshape(shape)[..., None]
-        return forecast_frame(panel.item_ids, as_of, quantiles)
+        return forecast_frame(panel.item_ids, as_of, quantiles, panel.step_days)
 
     def save(self, directory: Path) -> list[Path]:
         if self.booster is None:
