@@ -216,24 +216,17 @@ def train_users(paths: Paths, fast: bool = False) -> dict[str, object]:
     return json.loads(json.dumps(summary, default=str))
 
 
-def _has_champion(paths: Paths, product: str) -> bool:
-    from ml_jobs.registry import current_champion
-    from ml_jobs.warehouse import connect
-
-    with connect(paths.warehouse, read_only=True) as con:
-        return current_champion(con, product) is not None
-
-
 def predict_champions(
     paths: Paths, interval_end: datetime | str | None = None
 ) -> dict[str, object]:
     """Score every product's champion as of the day before `interval_end` and write it back.
 
     A product without a champion is trained first (fast models), so a fresh install bootstraps
-    itself. User models are scored by the weekly training run; daily, their newest champion
-    predictions stay in place.
+    itself: the demand champion forecasts every item, the user champions score every active user
+    (propensity, category affinity, recommendations).
     """
     from ml_jobs.demand.champion import predict_with_champion
+    from ml_jobs.users.champion import predict_user_champions
 
     end = _as_utc(interval_end)
     as_of = None if end is None else (end - timedelta(days=1)).date()
@@ -244,8 +237,11 @@ def predict_champions(
         summary["item_demand_forecast"] = {"bootstrap": bootstrap}
     else:
         summary["item_demand_forecast"] = json.loads(json.dumps(asdict(demand), default=str))
-    if not all(_has_champion(paths, product) for product in USER_PRODUCTS):
+    users = predict_user_champions(paths, as_of=as_of)
+    if users is None:
         summary["user_models"] = {"bootstrap": train_users(paths, fast=True)}
+    else:
+        summary["user_models"] = json.loads(json.dumps([asdict(u) for u in users], default=str))
     return summary
 
 

@@ -13,9 +13,10 @@ from rich.console import Console
 
 from ml_jobs import pipeline
 from ml_jobs.features import online_features
-from ml_jobs.users import baselines, data
-from ml_jobs.users.backtest import MODELS, UserModelsConfig
+from ml_jobs.users import baselines, data, signals
+from ml_jobs.users.backtest import MODELS, PROPENSITY, UserModelsConfig
 from ml_jobs.users.baselines import XGBoostPropensityParams
+from ml_jobs.users.champion import USER_PRODUCTS, predict_user_champions
 from ml_jobs.users.job import run_user_models
 from ml_jobs.users.serving import NoPropensityModelError, load_propensity_scorer
 from ml_jobs.users.train import TrainConfig
@@ -212,3 +213,100 @@ def test_report_section_lists_every_user_model(shop) -> None:
     for name in MODELS:
         assert name in html
     assert "cold_start" in html and "hr_at_10" in html
+
+
+def _block(paths, product: str, run_id: str, as_of: dt.date) -> pd.DataFrame:
+    frame = _query(
+        paths,
+        f"SELECT * FROM predictions.{product} WHERE run_id = ? AND as_of_date = ?",
+        [run_id, as_of],
+    )
+    keys = [c for c in ("user_id", "category_id", "item_id") if c in frame.columns]
+    return frame.drop(columns=["predicted_at"]).sort_values(keys).reset_index(drop=True)
+
+
+def test_daily_champion_scoring_reproduces_the_training_write_back(shop) -> None:
+    paths, result = shop
+    champions = {run.product: run for run in result.runs if run.run_id in result.champions.values()}
+    trained = {p: _block(paths, p, r.run_id, result.as_of_date) for p, r in champions.items()}
+    written = predict_user_champions(paths)  # as of the last day: what training wrote
+    assert {w.product for w in written} == set(USER_PRODUCTS)
+    for w in written:
+        assert w.run_id == result.champions[w.product] and w.as_of_date == result.as_of_date
+        again = _block(paths, w.product, w.run_id, w.as_of_date)
+        assert w.rows == len(again) == len(trained[w.product])
+        pd.testing.assert_frame_equal(again, trained[w.product], check_exact=False, rtol=1e-6)
+
+
+def test_daily_champion_scoring_of_an_earlier_day_adds_a_block(shop) -> None:
+    paths, result = shop
+    day = result.as_of_date - dt.timedelta(days=3)
+    first = predict_user_champions(paths, as_of=day)
+    second = predict_user_champions(paths, as_of=day)  # a rerun replaces, never duplicates
+    assert [w.rows for w in first] == [w.rows for w in second]
+    events = data.load_events(paths, data.load_catalog(paths))
+    cutoff = pd.Timestamp(day + dt.timedelta(days=1)).tz_localize("UTC")
+    active = set(data.scoring_population(events, cutoff, 90).tolist())
+    for w in second:
+        block = _block(paths, w.product, w.run_id, day)
+        assert len(block) == w.rows > 0
+        assert set(block["user_id"]) == active
+        latest = _query(paths, f"SELECT DISTINCT as_of_date FROM predictions.{w.product}_latest")
+        assert latest["as_of_date"].dt.date.tolist() == [result.as_of_date]  # newest stays
+    propensity = _block(paths, PROPENSITY, result.champions[PROPENSITY], day)
+    assert propensity["p_purchase"].between(0, 1).all()
+    assert sorted(propensity["decile"].unique()) == list(range(1, 11))
+
+
+def test_activity_signals_count_what_the_warehouse_holds(shop) -> None:
+    paths, _ = shop
+    catalog = data.load_catalog(paths)
+    events = data.load_events(paths, catalog)
+    cutoff = pd.Timestamp(events.last_day - dt.timedelta(days=5)).tz_localize("UTC")
+    users = data.scoring_population(events, cutoff, 90)[:40]
+    cut = signals.cutoff_seconds(events, len(users), cutoff)
+    table = signals.activity(events, users, cut)
+    assert table.shape == (len(users), signals.activity_width())
+    n_types = len(data.EVENT_TYPES) - 1
+    purchases_28d = np.expm1(table[:, 2 * (n_types + 1) + data.PURCHASE - 1])
+    truth = _query(
+        paths,
+        """SELECT user_id, count(*) FILTER (WHERE event_ts >= ? - INTERVAL 28 DAY) AS n28,
+               max(event_ts) AS newest
+        FROM staging.stg_shop__events WHERE event_type = 'purchase' AND event_ts < ?
+          AND user_id IN (SELECT unnest(?::BIGINT[])) GROUP BY user_id""",
+        [cutoff.to_pydatetime(), cutoff.to_pydatetime(), users.tolist()],
+    ).set_index("user_id")
+    expected = truth["n28"].reindex(users).fillna(0).to_numpy()
+    assert np.allclose(purchases_28d, expected, atol=1e-3)
+    recency = 5 * (n_types + 1) + n_types + 2 * (data.PURCHASE - 1)
+    bought = truth["newest"].reindex(users).notna().to_numpy()
+    hours = (cutoff - pd.to_datetime(truth["newest"].reindex(users)[bought], utc=True)).dt
+    assert np.allclose(
+        np.expm1(table[bought, recency]),
+        hours.total_seconds().to_numpy() / 3600,
+        rtol=1e-4,
+        atol=2 / 3600,  # the event log keeps whole seconds
+    )
+    assert (table[~bought, recency + 1] == 1).all()
+    shares = np.exp(signals.category_share(events, users, cut, catalog.n_categories))
+    assert shares.shape == (len(users), len(signals.SHARE_DAYS), catalog.n_categories)
+    assert ((shares > 0) & (shares < 1)).all()
+
+
+def test_daily_scoring_keeps_a_products_rows_when_its_artifact_is_unreadable(shop) -> None:
+    paths, result = shop
+    run_id = result.champions[PROPENSITY]
+    folder = paths.artifacts / run_id
+    before = _query(paths, f"SELECT count(*) AS n FROM predictions.{PROPENSITY}")["n"][0]
+    day = result.as_of_date - dt.timedelta(days=1)
+    folder.rename(folder.with_name(run_id + ".moved"))
+    try:
+        written = {w.product: w for w in predict_user_champions(paths, as_of=day)}
+    finally:
+        folder.with_name(run_id + ".moved").rename(folder)
+    skipped = written[PROPENSITY]  # both propensity models read a saved artifact
+    assert skipped.rows == 0 and "cannot load" in skipped.skipped
+    after = _query(paths, f"SELECT count(*) AS n FROM predictions.{PROPENSITY}")["n"][0]
+    assert after == before  # nothing written, nothing removed
+    assert all(w.rows > 0 and w.skipped is None for p, w in written.items() if p != PROPENSITY)

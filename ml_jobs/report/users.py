@@ -2,9 +2,10 @@
 
 Reads the registry (`ml.model_runs`, `ml.backtest_metrics`) and the propensity table; writes
 nothing. For every model's newest succeeded run: backtest means over its cutoffs per segment
-(all users, returning, cold start) — propensity ROC-AUC, PR-AUC, log loss, ECE and top-decile
-lift; category NLL and top-1 hit; HR@10, NDCG@10 and MAP@12 by full ranking — and the observed
-purchase rate per predicted decile is left to the SQL users (predictions tables).
+(all users, returning, cold start) — propensity ROC-AUC, PR-AUC, log loss, ECE (after and
+before the Platt scaler) and top-decile lift; category NLL and top-1 hit; HR@10, NDCG@10 and
+MAP@12 by full ranking — and the observed purchase rate per predicted decile is left to the
+SQL users (predictions tables).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from ml_jobs.warehouse import connect
 
 TITLE = "User models"
 PRODUCT_METRICS = {
-    "user_purchase_propensity": ["roc_auc", "pr_auc", "log_loss", "ece", "top_decile_lift"],
+    "user_purchase_propensity": [
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "ece",
+        "ece_uncalibrated",
+        "top_decile_lift",
+    ],
     "user_category_affinity": ["category_nll", "category_top1"],
     "user_item_recommendations": ["hr_at_10", "ndcg_at_10", "map_at_12"],
 }
@@ -69,5 +77,6 @@ def section(paths: Paths) -> str:
         wide.insert(1, "champion", wide["model_name"].isin(champions).map({True: "yes", False: ""}))
         wide = wide.sort_values(["segment", "model_name"])
         parts.append(f"<h3>{product}</h3>")
-        parts.append(table(wide[["model_name", "champion", "segment", *names]]))
+        shown = [n for n in names if n in wide.columns]
+        parts.append(table(wide[["model_name", "champion", "segment", *shown]]))
     return "\n".join(parts)

@@ -19,7 +19,12 @@ from ml_jobs.users import baselines
 from ml_jobs.users.baselines import XGBoostPropensity, XGBoostPropensityParams
 from ml_jobs.users.data import Catalog, EventLog, purchased_before
 from ml_jobs.users.examples import Examples
-from ml_jobs.users.metrics import category_metrics, propensity_metrics, ranking_metrics
+from ml_jobs.users.metrics import (
+    category_metrics,
+    expected_calibration_error,
+    propensity_metrics,
+    ranking_metrics,
+)
 from ml_jobs.users.train import TrainConfig, TrainedSequenceModel, fit
 
 # Model name -> (prediction product, promotion metric: lower is better).
@@ -45,7 +50,7 @@ METRIC_COLUMNS = ["model_name", "cutoff", "horizon", "segment", "metric", "value
 class UserModelsConfig:
     window_days: int = 7
     n_cutoffs: int = 2  # backtest cutoffs
-    train_cutoffs: int = 8  # labelled cutoffs each fit trains on
+    train_cutoffs: int = 16  # labelled cutoffs each fit trains on
     max_len: int = 40  # events per sequence
     top_k: int = 10  # recommendations written per user
     exclude_repurchase: bool = False  # drop items the user already bought from recommendations
@@ -56,7 +61,7 @@ class UserModelsConfig:
 
 @dataclass
 class Fitted:
-    xgb: XGBoostPropensity
+    xgb: XGBoostPropensity | None
     seq: TrainedSequenceModel | None
 
 
@@ -67,6 +72,7 @@ class ModelOutputs:
     propensity: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (p, expected spend)
     affinity: dict[str, np.ndarray]  # model -> (n, C) distribution
     ranking: dict[str, np.ndarray]  # model -> (n, I) scores
+    uncalibrated: dict[str, np.ndarray] = field(default_factory=dict)  # model -> p before Platt
 
 
 def training_cutoffs(labelled: list[dt.date], test: dt.date, window: int, keep: int) -> list:
@@ -77,8 +83,9 @@ def training_cutoffs(labelled: list[dt.date], test: dt.date, window: int, keep: 
 def fit_models(
     train: Examples, feature_names: list[str], catalog: Catalog, config: UserModelsConfig, log
 ) -> Fitted:
+    newest = (train.cutoff_ts == train.cutoff_ts.max()).to_numpy()
     xgb = XGBoostPropensity(config.xgboost, feature_names).fit(
-        train.features, train.purchased, train.spend
+        train.features, train.purchased, train.spend, calibrate_on=newest
     )
     seq = None
     if config.use_torch:
@@ -100,31 +107,48 @@ def score_models(
     catalog: Catalog,
     cutoff: pd.Timestamp,
     config: UserModelsConfig,
+    only: set[str] | None = None,
 ) -> ModelOutputs:
-    """Scores of every model for rows `ex`, which must all share `cutoff`."""
+    """Scores of every model (or the models named in `only`) for rows `ex`, which must all
+    share `cutoff`. Training-time write-back and daily champion scoring both come here, so a
+    champion scores the same way in both."""
+
+    def wanted(name: str) -> bool:
+        return only is None or name in only
+
     users = ex.user_id
-    propensity = {"xgboost_propensity": fitted.xgb.predict(ex.features)}
-    affinity = {
-        "category_frequency": baselines.category_frequency(
+    propensity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    affinity: dict[str, np.ndarray] = {}
+    ranking: dict[str, np.ndarray] = {}
+    uncalibrated: dict[str, np.ndarray] = {}
+    if fitted.xgb is not None and wanted("xgboost_propensity"):
+        propensity["xgboost_propensity"] = fitted.xgb.predict(ex.features)
+        uncalibrated["xgboost_propensity"] = fitted.xgb.predict_uncalibrated(ex.features)
+    if wanted("category_frequency"):
+        affinity["category_frequency"] = baselines.category_frequency(
             events, users, cutoff, catalog.n_categories
         )
-    }
-    ranking = {
-        name: baselines.ranking_baseline(name, events, users, cutoff, catalog.n_items)
-        for name in baselines.RANKING_BASELINES
-    }
-    if fitted.seq is not None:
+    for name in baselines.RANKING_BASELINES:
+        if wanted(name):
+            ranking[name] = baselines.ranking_baseline(name, events, users, cutoff, catalog.n_items)
+    seq_names = {name for name in MODELS if name.startswith("torch_sequence")}
+    if fitted.seq is not None and any(wanted(name) for name in seq_names):
         scores = fitted.seq.score(ex)
-        propensity["torch_sequence_propensity"] = (scores.p_purchase, scores.expected_spend)
-        affinity["torch_sequence_affinity"] = scores.category_probs
-        ranking["torch_sequence_recommendations"] = scores.item_scores
+        if wanted("torch_sequence_propensity"):
+            propensity["torch_sequence_propensity"] = (scores.p_purchase, scores.expected_spend)
+            if scores.p_uncalibrated is not None:
+                uncalibrated["torch_sequence_propensity"] = scores.p_uncalibrated
+        if wanted("torch_sequence_affinity"):
+            affinity["torch_sequence_affinity"] = scores.category_probs
+        if wanted("torch_sequence_recommendations"):
+            ranking["torch_sequence_recommendations"] = scores.item_scores
     if config.exclude_repurchase:
         ranking = {
             name: baselines.exclude_purchased(s, events, users, cutoff)
             for name, s in ranking.items()
             if name != "repurchase"
         }
-    return ModelOutputs(propensity, affinity, ranking)
+    return ModelOutputs(propensity, affinity, ranking, uncalibrated)
 
 
 def _rows(model: str, cutoff: dt.date, segment: str, values: dict[str, float]) -> list[dict]:
@@ -151,6 +175,9 @@ def evaluate(out: ModelOutputs, ex: Examples, segments: dict[str, np.ndarray], c
         for name, (p, spend) in out.propensity.items():
             values = propensity_metrics(y, p[mask])
             values["spend_mae"] = float(np.mean(np.abs(spend[mask] - ex.spend[mask])))
+            if name in out.uncalibrated:
+                raw = out.uncalibrated[name][mask]
+                values["ece_uncalibrated"] = expected_calibration_error(y, raw)
             rows += _rows(name, cutoff, segment, values)
         for name, probs in out.affinity.items():
             rows += _rows(
@@ -177,7 +204,10 @@ def run_backtest(
     catalog: Catalog,
     config: UserModelsConfig,
     log=print,
+    keep: dict[dt.date, ModelOutputs] | None = None,
 ) -> pd.DataFrame:
+    """Long metric rows of every model, segment and test cutoff; with `keep`, each cutoff's
+    scores are stored there too."""
     rows: list[dict] = []
     dates = examples.cutoff_ts.dt.date.to_numpy()
     for test in test_cutoffs:
@@ -194,6 +224,8 @@ def run_backtest(
         fitted = fit_models(train, feature_names, catalog, config, log)
         cutoff_ts = pd.Timestamp(test).tz_localize("UTC")
         out = score_models(fitted, held, events, catalog, cutoff_ts, config)
+        if keep is not None:
+            keep[test] = out
         rows += evaluate(out, held, segments_for(held, events, cutoff_ts, catalog.n_items), test)
     return pd.DataFrame(rows, columns=METRIC_COLUMNS)
 

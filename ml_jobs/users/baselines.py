@@ -1,7 +1,9 @@
 """Baselines the user models must beat, kept forever.
 
 - `XGBoostPropensity`: gradient-boosted trees on the `propensity_v1` Feast features, one
-  classifier for P(purchase within the window) and one Tweedie regressor for spend.
+  classifier for P(purchase within the window) and one Tweedie regressor for spend. Like the
+  sequence model, the classifier can hold out its newest training cutoff to fit a Platt
+  scaler on (ml_jobs.users.calibration).
 - Ranking: `popularity` (purchases in the last 28 days), `repurchase` (the user's own past
   purchases, most bought first, popularity after) and `cooccurrence` (items that followed the
   user's last items in everyone's event streams). Each returns a full score matrix over items.
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from ml_jobs.users.calibration import Platt
 from ml_jobs.users.data import EventLog, item_popularity, purchased_before
 
 RANKING_BASELINES = ("popularity", "repurchase", "cooccurrence")
@@ -33,7 +36,7 @@ class XGBoostPropensityParams:
     colsample_bytree: float = 0.8
     min_child_weight: float = 5.0
     seed: int = 0
-    nthread: int = 2
+    nthread: int = 1
 
 
 class XGBoostPropensity:
@@ -48,6 +51,7 @@ class XGBoostPropensity:
         self.feature_names = list(feature_names)
         self.classifier: xgb.Booster | None = None
         self.regressor: xgb.Booster | None = None
+        self.platt: Platt | None = None
 
     def _booster_params(self, objective: str) -> dict[str, object]:
         p = self.params
@@ -72,22 +76,47 @@ class XGBoostPropensity:
         return xgb.DMatrix(x, feature_names=self.feature_names)
 
     def fit(
-        self, features: pd.DataFrame, purchased: np.ndarray, spend: np.ndarray
+        self,
+        features: pd.DataFrame,
+        purchased: np.ndarray,
+        spend: np.ndarray,
+        calibrate_on: np.ndarray | None = None,
     ) -> XGBoostPropensity:
-        x = self._x(features)
-        x.set_label(purchased.astype(np.float64))
+        """With `calibrate_on` (a row mask, the newest cutoff) the classifier trains on the
+        other rows and a Platt scaler is fitted on these; the spend model uses every row."""
         rounds = self.params.n_estimators
+        y = purchased.astype(np.float64)
+        held = calibrate_on if calibrate_on is not None else np.zeros(len(y), dtype=bool)
+        split = bool(held.any() and (~held).any())
+        train = ~held if split else np.ones(len(y), dtype=bool)
+        x = self._x(features[train])
+        x.set_label(y[train])
         self.classifier = xgb.train(self._booster_params("binary:logistic"), x, rounds)
+        self.platt = None
+        if split:
+            margin = self.classifier.predict(self._x(features[held]), output_margin=True)
+            self.platt = Platt().fit(margin, y[held])
+        x = self._x(features)
         x.set_label(np.maximum(spend, 0.0).astype(np.float64))
         self.regressor = xgb.train(self._booster_params("reg:tweedie"), x, rounds)
         return self
+
+    def predict_uncalibrated(self, features: pd.DataFrame) -> np.ndarray:
+        """P(purchase) before the Platt scaler."""
+        if self.classifier is None:
+            raise RuntimeError("fit or load the XGBoost propensity model before predicting")
+        return self.classifier.predict(self._x(features))
 
     def predict(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(p_purchase, expected_spend) per row."""
         if self.classifier is None or self.regressor is None:
             raise RuntimeError("fit or load the XGBoost propensity model before predicting")
         x = self._x(features)
-        return self.classifier.predict(x), np.maximum(self.regressor.predict(x), 0.0)
+        if self.platt is None:
+            p = self.classifier.predict(x)
+        else:
+            p = self.platt(self.classifier.predict(x, output_margin=True))
+        return p, np.maximum(self.regressor.predict(x), 0.0)
 
     def save(self, directory: Path) -> None:
         if self.classifier is None or self.regressor is None:
@@ -95,7 +124,11 @@ class XGBoostPropensity:
         directory.mkdir(parents=True, exist_ok=True)
         self.classifier.save_model(directory / "propensity_classifier.json")
         self.regressor.save_model(directory / "spend_regressor.json")
-        meta = {"params": asdict(self.params), "feature_names": self.feature_names}
+        meta = {
+            "params": asdict(self.params),
+            "feature_names": self.feature_names,
+            "platt": None if self.platt is None else asdict(self.platt),
+        }
         (directory / "xgboost_propensity.json").write_text(json.dumps(meta, indent=2))
 
     @classmethod
@@ -104,6 +137,7 @@ class XGBoostPropensity:
         model = cls(XGBoostPropensityParams(**meta["params"]), meta["feature_names"])
         model.classifier = xgb.Booster(model_file=str(directory / "propensity_classifier.json"))
         model.regressor = xgb.Booster(model_file=str(directory / "spend_regressor.json"))
+        model.platt = Platt(**meta["platt"]) if meta.get("platt") else None
         return model
 
 

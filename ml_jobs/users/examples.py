@@ -8,11 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ml_jobs.users import signals
 from ml_jobs.users.data import (
     Catalog,
     EventLog,
     Sequences,
-    item_popularity,
     sequences,
     user_item_history,
     window_targets,
@@ -49,14 +49,40 @@ class StaticScaler:
 
 
 @dataclass(frozen=True)
+class ArrayScaler:
+    """Standardise the columns of a float matrix (the activity signals)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> ArrayScaler:
+        if len(x) == 0:
+            return cls(tuple([0.0] * x.shape[1]), tuple([1.0] * x.shape[1]))
+        std = x.std(axis=0)
+        # A column (nearly) constant in training carries no signal: leave it unscaled rather
+        # than blow a later non-constant value up by 1/std.
+        std = np.where(std < 1e-3, 1.0, std)
+        return cls(tuple(x.mean(axis=0).tolist()), tuple(std.tolist()))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[1] != len(self.mean):
+            raise ValueError(f"expected {len(self.mean)} columns, got {x.shape[1]}")
+        z = (x - np.array(self.mean)) / np.array(self.std)
+        return np.clip(z, -8.0, 8.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
 class Examples:
     user_id: np.ndarray  # (n,)
     cutoff_ts: pd.Series  # (n,) UTC timestamps
     seq: Sequences
     features: pd.DataFrame  # raw Feast features, for XGBoost and the scaler
-    popularity: np.ndarray  # (n_cutoffs, n_items) float32 log1p purchases, 28 days
-    cutoff_index: np.ndarray  # (n,) row of `popularity`
+    item_signals: np.ndarray  # (n_cutoffs, n_items, K) float32, see signals.item_signals
+    cutoff_index: np.ndarray  # (n,) row of `item_signals`
     user_items: np.ndarray  # (n, 2, n_items) float32, see data.user_item_history
+    activity: np.ndarray  # (n, A) float32, see signals.activity
+    category_share: np.ndarray  # (n, 2, n_categories) float32, see signals.category_share
     purchased: np.ndarray | None = None  # (n,) float32
     spend: np.ndarray | None = None  # (n,) float32
     item_counts: np.ndarray | None = None  # (n, n_items) float32
@@ -83,9 +109,11 @@ class Examples:
                 s.history[mask],
             ),
             features=self.features[mask].reset_index(drop=True),
-            popularity=self.popularity,
+            item_signals=self.item_signals,
             cutoff_index=self.cutoff_index[mask],
             user_items=self.user_items[mask],
+            activity=self.activity[mask],
+            category_share=self.category_share[mask],
             purchased=pick(self.purchased),
             spend=pick(self.spend),
             item_counts=pick(self.item_counts),
@@ -114,10 +142,11 @@ def build_examples(
     cutoff_ts = pd.to_datetime(rows["cutoff_ts"], utc=True).reset_index(drop=True)
     unique_cutoffs, cutoff_index = np.unique(cutoff_ts.to_numpy(), return_inverse=True)
     stamps = [_utc(pd.Timestamp(c)) for c in unique_cutoffs]
-    popularity = np.stack(
-        [np.log1p(item_popularity(events, c, 28, catalog.n_items)) for c in stamps]
-    ).astype(np.float32)
+    item_signals = np.stack(
+        [signals.item_signals(events, events.to_seconds(c), catalog.n_items) for c in stamps]
+    )
     seq = sequences(events, users, cutoff_ts, max_len)
+    cut = signals.cutoff_seconds(events, len(users), cutoff_ts)
     targets: dict[str, np.ndarray] = {}
     if with_targets:
         items, cats = window_targets(
@@ -134,8 +163,10 @@ def build_examples(
         cutoff_ts=cutoff_ts,
         seq=seq,
         features=features.reset_index(drop=True),
-        popularity=popularity,
+        item_signals=item_signals,
         cutoff_index=np.asarray(cutoff_index).reshape(-1),
         user_items=user_item_history(events, users, cutoff_ts, catalog.n_items),
+        activity=signals.activity(events, users, cut),
+        category_share=signals.category_share(events, users, cut, catalog.n_categories),
         **targets,
     )

@@ -126,7 +126,7 @@ def prediction_frame(
 
 def _save_artifacts(name: str, fitted: Fitted, directory, info: dict[str, Any]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    if name == "xgboost_propensity":
+    if name == "xgboost_propensity" and fitted.xgb is not None:
         fitted.xgb.save(directory)
     elif name.startswith("torch_sequence") and fitted.seq is not None:
         fitted.seq.save(directory)

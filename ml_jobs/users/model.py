@@ -3,19 +3,25 @@
 Input per event: item, category and event-type embeddings, plus log hours before the cutoff
 and log price, projected to `d_model`. Attention pooling (a learned query over the events,
 padding masked) and the newest event's vector summarise the sequence; every step is a batched
-matmul, so it trains fast on a CPU. The summary is joined with the static Feast features
-(log-scaled, standardised, with missing-value flags) into the user vector u. Heads:
+matmul, so it trains fast on a CPU. The summary is joined with the static features (Feast
+features and the activity signals of ml_jobs.users.signals, standardised) into the user
+vector u. Each head adds a wide, linear part on the signals to the deep part on u:
 
-    propensity   logit of P(purchase within the window)
+    propensity   logit of P(purchase within the window): head(u) + linear(static features)
+                 + linear(log expected purchases), where expected purchases = sum over
+                 categories of the user's share of the category's traffic x its 28-day sales
     spend        log of expected spend in the window (Poisson mean)
-    category     logits of the next-window category distribution, plus a learned weight on
-                 log1p of the user's own purchases and recent events per category
+    category     logits of the next-window category distribution: head(u) + weights on the
+                 user's log category shares and on log1p of their own purchases and recent
+                 events per category
     item         logits over every item: u . item_embedding + item bias
-                 + w * log1p(item purchases in the 28 days before the cutoff)
+                 + w . item signals (recent purchases and views of the item)
+                 + a . the user's log share of the item's category
                  + v . log1p(the user's own purchases of the item, recent events on it)
 
 The item head shares the item embedding table with the input, so recommendations are user
-and item embeddings scored by a dot product, with a learned weight on current popularity.
+and item embeddings scored by a dot product on top of a share-of-category x item-momentum
+prior.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class SequenceModelConfig:
     n_static: int
     item_category: tuple[int, ...] = ()  # category index (1..C) of item index 1..I
     n_event_types: int = 6
+    n_item_signals: int = 4
+    n_shares: int = 2
     d_item: int = 32
     d_category: int = 8
     d_kind: int = 4
@@ -49,8 +57,9 @@ class Batch:
     kind: torch.Tensor  # (B, L) long
     numeric: torch.Tensor  # (B, L, 2) float: log gap hours, log price
     static: torch.Tensor  # (B, S) float
-    popularity: torch.Tensor  # (B, n_items) float: log1p purchases in the last 28 days
+    item_signals: torch.Tensor  # (B, n_items, K) float: see signals.item_signals
     user_items: torch.Tensor  # (B, 2, n_items) float: the user's own past purchases, recent events
+    category_share: torch.Tensor  # (B, 2, C) float: log share of each category's traffic
 
     def to(self, device: torch.device) -> Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in vars(self).values()))
@@ -82,17 +91,22 @@ class UserSequenceModel(nn.Module):
             nn.GELU(),
         )
         self.propensity = nn.Linear(c.d_user, 1)
+        self.propensity_wide = nn.Linear(c.n_static + c.n_shares, 1)
         self.spend = nn.Linear(c.d_user, 1)
         self.category = nn.Linear(c.d_user, c.n_categories)
         self.to_item_space = nn.Linear(c.d_user, c.d_item)
         self.item_bias = nn.Parameter(torch.zeros(c.n_items))
-        self.popularity_weight = nn.Parameter(torch.tensor(1.0))
+        self.signal_weight = nn.Parameter(torch.full((c.n_item_signals,), 0.5))
+        self.item_share_weight = nn.Parameter(torch.full((c.n_shares,), 0.5))
+        self.category_share_weight = nn.Parameter(torch.full((c.n_shares,), 0.5))
         self.history_weight = nn.Parameter(torch.tensor([1.0, 0.5]))  # a repurchase prior
         # item -> category one-hot, to sum the user's item history into category history
         one_hot = torch.zeros(c.n_items, c.n_categories)
         if c.item_category:
             one_hot[torch.arange(c.n_items), torch.tensor(c.item_category) - 1] = 1.0
         self.register_buffer("item_to_category", one_hot, persistent=False)
+        index = torch.tensor(c.item_category) - 1 if c.item_category else torch.zeros(0)
+        self.register_buffer("item_category_index", index.long(), persistent=False)
         self.category_history_weight = nn.Parameter(torch.tensor([0.5, 1.0]))
 
     def user_vector(self, batch: Batch) -> torch.Tensor:
@@ -113,19 +127,28 @@ class UserSequenceModel(nn.Module):
         newest = h[:, -1] * (~pad[:, -1]).float().unsqueeze(-1)  # sequences are right-aligned
         return self.user(torch.cat([pooled, newest, batch.static], dim=-1))
 
+    def expected_purchases(self, batch: Batch) -> torch.Tensor:
+        """(B, n_shares) log of sum_c share(user, c) x category sales in the last 28 days."""
+        sales = torch.expm1(batch.item_signals[..., 1]) @ self.item_to_category  # (B, C)
+        return torch.logsumexp(batch.category_share + torch.log1p(sales)[:, None, :], dim=-1)
+
     def forward(self, batch: Batch) -> Output:
         u = self.user_vector(batch)
         item_vecs = self.item_emb.weight[1:]  # (I, d_item), padding row left out
+        item_share = batch.category_share[:, :, self.item_category_index]  # (B, n_shares, I)
         item_logits = (
             self.to_item_space(u) @ item_vecs.T
             + self.item_bias
-            + self.popularity_weight * batch.popularity
+            + batch.item_signals @ self.signal_weight
+            + torch.einsum("k,bki->bi", self.item_share_weight, item_share)
             + torch.einsum("k,bki->bi", self.history_weight, batch.user_items)
         )
+        wide = torch.cat([batch.static, self.expected_purchases(batch)], dim=-1)
         return Output(
-            propensity_logit=self.propensity(u).squeeze(-1),
+            propensity_logit=(self.propensity(u) + self.propensity_wide(wide)).squeeze(-1),
             log_spend=self.spend(u).squeeze(-1),
             category_logits=self.category(u)
+            + torch.einsum("k,bkc->bc", self.category_share_weight, batch.category_share)
             + torch.einsum(
                 "k,bkc->bc",
                 self.category_history_weight,

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit
 
-from ml_jobs.users.examples import Examples, StaticScaler
+from ml_jobs.users.calibration import Platt
+from ml_jobs.users.examples import ArrayScaler, Examples, StaticScaler
 from ml_jobs.users.model import Batch, SequenceModelConfig, UserSequenceModel, loss_terms
-
-HISTORY_WIDTH = 3  # Sequences.history columns joined to the static features
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class TrainConfig:
     d_model: int = 32
     d_user: int = 32
     seed: int = 0
-    threads: int = 2
+    threads: int = 1  # small matmuls: more threads only wait on each other on a busy CPU
     device: str = "auto"  # auto | cpu | cuda
 
 
@@ -54,7 +54,19 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def make_batch(ex: Examples, idx: np.ndarray, scaler: StaticScaler) -> Batch:
+def static_inputs(ex: Examples, scaler: StaticScaler, activity: ArrayScaler) -> np.ndarray:
+    """(n, n_static) float32: scaled Feast features, history summary, scaled activity."""
+    return np.concatenate(
+        [
+            scaler.transform(ex.features),
+            ex.seq.history / 5.0,
+            activity.transform(ex.activity),
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def make_batch(ex: Examples, idx: np.ndarray, static: np.ndarray) -> Batch:
     s = ex.seq
     numeric = np.stack([s.log_gap_hours[idx], s.log_price[idx]], axis=-1)
     return Batch(
@@ -62,37 +74,11 @@ def make_batch(ex: Examples, idx: np.ndarray, scaler: StaticScaler) -> Batch:
         category=torch.from_numpy(s.category[idx]),
         kind=torch.from_numpy(s.kind[idx]),
         numeric=torch.from_numpy(numeric),
-        static=torch.from_numpy(
-            np.concatenate([scaler.transform(ex.features.iloc[idx]), s.history[idx] / 5.0], 1)
-        ),
-        popularity=torch.from_numpy(ex.popularity[ex.cutoff_index[idx]]),
+        static=torch.from_numpy(static[idx]),
+        item_signals=torch.from_numpy(ex.item_signals[ex.cutoff_index[idx]]),
         user_items=torch.from_numpy(ex.user_items[idx]),
+        category_share=torch.from_numpy(ex.category_share[idx]),
     )
-
-
-@dataclass
-class Platt:
-    """p = sigmoid(a * logit + b), fitted by Newton's method on held-out rows."""
-
-    a: float = 1.0
-    b: float = 0.0
-
-    def fit(self, logit: np.ndarray, y: np.ndarray, steps: int = 50) -> Platt:
-        x = np.stack([logit, np.ones_like(logit)], axis=1).astype(np.float64)
-        w = np.array([1.0, 0.0])
-        for _ in range(steps):
-            p = 1 / (1 + np.exp(-(x @ w)))
-            grad = x.T @ (p - y) + 1e-6 * w
-            hess = (x * (p * (1 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
-            step = np.linalg.solve(hess, grad)
-            w -= step
-            if np.abs(step).max() < 1e-9:
-                break
-        self.a, self.b = float(w[0]), float(w[1])
-        return self
-
-    def __call__(self, logit: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(self.a * logit + self.b)))
 
 
 @dataclass
@@ -101,6 +87,7 @@ class Scores:
     expected_spend: np.ndarray  # (n,)
     category_probs: np.ndarray  # (n, C)
     item_scores: np.ndarray  # (n, I) logits
+    p_uncalibrated: np.ndarray | None = None  # (n,) before the Platt scaler
 
 
 class TrainedSequenceModel:
@@ -112,22 +99,24 @@ class TrainedSequenceModel:
         self,
         net: UserSequenceModel,
         scaler: StaticScaler,
+        activity: ArrayScaler,
         platt: Platt,
         spend_scale: float,
         max_len: int,
         device: torch.device,
     ) -> None:
-        self.net, self.scaler, self.platt = net, scaler, platt
+        self.net, self.scaler, self.activity, self.platt = net, scaler, activity, platt
         self.spend_scale, self.max_len, self.device = spend_scale, max_len, device
 
     @torch.no_grad()
     def raw(self, ex: Examples, batch_size: int = 1024) -> Scores:
         self.net.eval()
         parts: list[list[np.ndarray]] = [[], [], [], []]
+        static = static_inputs(ex, self.scaler, self.activity)
         for start in range(0, len(ex), batch_size):
             idx = np.arange(start, min(start + batch_size, len(ex)))
             with _autocast(self.device):
-                out = self.net(make_batch(ex, idx, self.scaler).to(self.device))
+                out = self.net(make_batch(ex, idx, static).to(self.device))
             parts[0].append(out.propensity_logit.float().cpu().numpy())
             parts[1].append(out.log_spend.float().cpu().numpy())
             parts[2].append(torch.softmax(out.category_logits.float(), -1).cpu().numpy())
@@ -135,10 +124,13 @@ class TrainedSequenceModel:
         c = self.net.config
         empty = [np.zeros(0), np.zeros(0), np.zeros((0, c.n_categories)), np.zeros((0, c.n_items))]
         cat = [np.concatenate(p) if p else e for p, e in zip(parts, empty, strict=True)]
-        return Scores(cat[0], np.exp(cat[1]) * self.spend_scale, cat[2], cat[3])
+        # log-spend is clipped: an undertrained net can emit logits that overflow exp().
+        spend = np.exp(np.clip(cat[1], -30.0, 30.0)) * self.spend_scale
+        return Scores(cat[0], spend, cat[2], cat[3])
 
     def score(self, ex: Examples) -> Scores:
         scores = self.raw(ex)
+        scores.p_uncalibrated = expit(scores.p_purchase)
         scores.p_purchase = self.platt(scores.p_purchase)
         return scores
 
@@ -150,6 +142,7 @@ class TrainedSequenceModel:
                 "config": asdict(self.net.config),
                 "state_dict": self.net.state_dict(),
                 "scaler": asdict(self.scaler),
+                "activity": asdict(self.activity),
                 "platt": asdict(self.platt),
                 "spend_scale": self.spend_scale,
                 "max_len": self.max_len,
@@ -168,6 +161,7 @@ class TrainedSequenceModel:
         return cls(
             net,
             StaticScaler(tuple(scaler["names"]), tuple(scaler["mean"]), tuple(scaler["std"])),
+            ArrayScaler(tuple(saved["activity"]["mean"]), tuple(saved["activity"]["std"])),
             Platt(**saved["platt"]),
             float(saved["spend_scale"]),
             int(saved["max_len"]),
@@ -201,12 +195,16 @@ def fit(
     fit_rows = train.subset(~held) if (~held).any() and held.any() else train
     calib_rows = train.subset(held) if (~held).any() and held.any() else train
     scaler = StaticScaler.fit(fit_rows.features, feature_names)
+    activity = ArrayScaler.fit(fit_rows.activity)
+    static = static_inputs(fit_rows, scaler, activity)
     spend_scale = float(max(np.mean(fit_rows.spend), 1e-3))
     net_config = SequenceModelConfig(
         n_items=len(item_category),
         n_categories=n_categories,
         item_category=tuple(int(c) for c in item_category),
-        n_static=scaler.width + HISTORY_WIDTH,
+        n_static=static.shape[1],
+        n_item_signals=fit_rows.item_signals.shape[2],
+        n_shares=fit_rows.category_share.shape[1],
         d_model=config.d_model,
         d_user=config.d_user,
     )
@@ -229,7 +227,7 @@ def fit(
         totals = dict.fromkeys(weights, 0.0)
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            batch = make_batch(fit_rows, idx, scaler).to(device)
+            batch = make_batch(fit_rows, idx, static).to(device)
             target = [
                 torch.from_numpy(a[idx]).to(device)
                 for a in (
@@ -253,7 +251,7 @@ def fit(
         summary = " ".join(f"{k} {v:.4f}" for k, v in totals.items())
         log(f"epoch {epoch + 1}/{config.epochs}: {summary} ({time.perf_counter() - started:.1f}s)")
     model = TrainedSequenceModel(
-        net, scaler, Platt(), spend_scale, fit_rows.seq.item.shape[1], device
+        net, scaler, activity, Platt(), spend_scale, fit_rows.seq.item.shape[1], device
     )
     raw = model.raw(calib_rows)
     model.platt = Platt().fit(raw.p_purchase, calib_rows.purchased.astype(np.float64))
