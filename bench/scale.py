@@ -36,6 +36,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scale_report import BENCH, STEPS, Outputs, plot, record
@@ -92,25 +93,19 @@ class Plan:
 # ---------------------------------------------------------------- child side: one step each
 
 
-def _count(paths, sql: str) -> int:  # noqa: ANN001 - Paths, imported lazily
+def _scalar(sql: str, database: Path | None = None) -> Any:
+    """One value from DuckDB: the warehouse read-only when `database` is given, else in memory."""
     import duckdb
 
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    con = duckdb.connect(str(database), read_only=True) if database else duckdb.connect()
     try:
-        return int(con.execute(sql).fetchone()[0])
+        return con.execute(sql).fetchone()[0]
     finally:
         con.close()
 
 
-def _events(paths) -> int:  # noqa: ANN001
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        sql = f"select count(*) from read_parquet('{paths.raw}/events/*.parquet')"
-        return int(con.execute(sql).fetchone()[0])
-    finally:
-        con.close()
+def _events(paths) -> int:  # noqa: ANN001 - Paths, imported lazily
+    return int(_scalar(f"select count(*) from read_parquet('{paths.raw}/events/*.parquet')"))
 
 
 def run_step(step: str, plan: Plan) -> dict:
@@ -156,11 +151,12 @@ def run_step(step: str, plan: Plan) -> dict:
         return floor_train(paths)
     if step == "predict":
         pipeline.predict_champions(paths)
-        return {"rows": _count(paths, "select count(*) from predictions.item_demand_forecast")}
+        sql = "select count(*) from predictions.item_demand_forecast"
+        return {"rows": int(_scalar(sql, paths.warehouse))}
     if step == "consumers":
         pipeline.build_consumers(paths)
         sql = "select count(*) from consumers.inventory_replenishment_plan"
-        return {"rows": _count(paths, sql)}
+        return {"rows": int(_scalar(sql, paths.warehouse))}
     raise SystemExit(f"unknown step {step!r}; choose from {STEPS} or the floors {FLOORS}")
 
 
@@ -170,13 +166,7 @@ def torch_training(paths, summary: dict) -> dict[str, float]:  # noqa: ANN001
     if not run_ids:
         return {}
     sql = f"select artifact_uri from ml.model_runs where run_id = '{run_ids[0]}'"
-    import duckdb
-
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
-        uri = con.execute(sql).fetchone()[0]
-    finally:
-        con.close()
+    uri = _scalar(sql, paths.warehouse)
     training = json.loads((Path(uri) / "model_config.json").read_text()).get("training") or {}
     return {"torch samples/s": float(training.get("samples_per_s", 0.0))}
 
@@ -202,15 +192,14 @@ def floor_train(paths) -> dict:  # noqa: ANN001
 
     from ml_jobs.demand.data import load_demand_data, to_panel
     from ml_jobs.demand.torch_data import panel_tensors, training_samples
-    from ml_jobs.demand.torch_forecaster import TorchQuantileParams
+    from ml_jobs.demand.torch_forecaster import TorchQuantileParams, _vocab
 
     params = TorchQuantileParams()
     train = params.train
     torch.set_num_threads(train.threads)
     panel = to_panel(load_demand_data(paths.warehouse).history)
-    items = {int(v): i + 1 for i, v in enumerate(sorted(panel.item_ids))}
-    categories = np.unique(panel.category_id[~np.isnan(panel.category_id)].astype(np.int64))
-    vocab = {int(v): i + 1 for i, v in enumerate(categories)}
+    items = _vocab(panel.item_ids)
+    vocab = _vocab(panel.category_id[~np.isnan(panel.category_id)].astype(np.int64))
     tensors = panel_tensors(
         panel, params.horizon, None, items, vocab, first_origin=train.min_origin
     )

@@ -193,13 +193,6 @@ def train_demand(paths: Paths, models: tuple[str, ...] | None = None) -> dict[st
     }
 
 
-USER_PRODUCTS = (
-    "user_purchase_propensity",
-    "user_category_affinity",
-    "user_item_recommendations",
-)
-
-
 def train_users(paths: Paths, fast: bool = False) -> dict[str, object]:
     """User models: backtest, fit, write propensity, category affinity and recommendations.
 
