@@ -49,6 +49,9 @@ SCALES: dict[str, tuple[int, int, int]] = {
     "M": (120_000, 5_000, 240),
     "L": (1_200_000, 50_000, 240),
 }
+# DuckDB's memory limit per scale (dbt, the floor and ml_jobs' connections): past it DuckDB
+# spills to disk, with insertion order not preserved, so a build fits 24 GB beside training.
+DUCKDB_MEMORY = {"tiny": "", "S": "", "M": "10GB", "L": "10GB"}
 REPEATABLE = {"generate", "predict", "consumers"}
 FLOORS = {"dbt build": "floor dbt", "materialize": "floor materialize", "train": "floor train"}
 
@@ -76,6 +79,7 @@ class Plan:
     home: Path
     models: str = "xgboost_quantile,torch_quantile"  # demand models the train step fits
     user_models: str = "fast"  # full | fast | skip: the user models the train step fits
+    duckdb_memory: str = ""  # DuckDB memory_limit for every step ("" = DuckDB's default)
 
     @property
     def sizes(self) -> tuple[int, int, int]:
@@ -116,6 +120,9 @@ def run_step(step: str, plan: Plan) -> dict:
     quiet_environment()
     home = plan.home
     os.environ["BASKETCAST_HOME"] = str(home)
+    if plan.duckdb_memory:
+        os.environ["BASKETCAST_DUCKDB_MEMORY_LIMIT"] = plan.duckdb_memory
+        os.environ["BASKETCAST_DUCKDB_PRESERVE_ORDER"] = "false"
     paths = Paths(home)
     users, items, days = plan.sizes
     if step == "generate":
@@ -128,7 +135,9 @@ def run_step(step: str, plan: Plan) -> dict:
         import duckdb
         from dbt_build import FLOOR_SQL
 
-        con = duckdb.connect(str(home / "floor.duckdb"))
+        from ml_jobs.warehouse import duckdb_settings
+
+        con = duckdb.connect(str(home / "floor.duckdb"), config=duckdb_settings())
         con.execute(FLOOR_SQL.format(raw=paths.raw))
         con.close()
         return {"rows": _events(paths)}
@@ -280,6 +289,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of the repeatable steps")
     parser.add_argument("--train-models", default=Plan.models, help="demand models to train")
     parser.add_argument("--user-models", choices=("full", "fast", "skip"), default=Plan.user_models)
+    parser.add_argument(
+        "--duckdb-memory",
+        help="DuckDB memory_limit for every step, e.g. 10GB (default: by scale, none below M)",
+    )
     parser.add_argument("--home", type=Path, help="keep the basketcast home here (default: temp)")
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--out", type=Path, default=BENCH, help="record here instead of bench/")
@@ -302,7 +315,9 @@ def main() -> None:
     host = machine()
     with tempfile.TemporaryDirectory(prefix=f"basketcast-scale-{args.scale}-") as tmp:
         home = args.home or Path(tmp)
-        plan = Plan(args.scale, home, args.train_models, args.user_models)
+        memory = DUCKDB_MEMORY[args.scale] if args.duckdb_memory is None else args.duckdb_memory
+        plan = Plan(args.scale, home, args.train_models, args.user_models, memory)
+        host["duckdb_memory_limit"] = memory or "default"
         results = run_scale(plan, args.repeat)
     if args.no_record:
         return

@@ -61,7 +61,8 @@ def record(
         " (bench/scale.py)",
         "",
         f"{stamp} · {host['machine']}, {host['cores']} cores, {host['memory_gb']} GB, Python "
-        f"{host['python']} · load average {host['load_avg_1m']} at start · each step its own "
+        f"{host['python']} · DuckDB memory_limit {host.get('duckdb_memory_limit', 'default')} · "
+        f"load average {host['load_avg_1m']} at start · each step its own "
         "process; median of the repeats where a step ran more than once",
         "",
         "| step | runs | wall s | rows | rows/s | peak RSS MB | floor s | step / floor |",

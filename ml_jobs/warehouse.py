@@ -125,6 +125,23 @@ def lock_timeout_s() -> float:
     return float(os.environ.get("BASKETCAST_LOCK_TIMEOUT_S", "300"))
 
 
+def duckdb_settings() -> dict[str, str | bool]:
+    """The out-of-core settings the dbt profile reads, for ml_jobs' own connections.
+
+    Only the ones set in the environment are returned (BASKETCAST_DUCKDB_MEMORY_LIMIT,
+    BASKETCAST_DUCKDB_PRESERVE_ORDER, BASKETCAST_DUCKDB_TEMP_DIR): a connection with no settings
+    keeps DuckDB's defaults, as the profile's defaults do.
+    """
+    settings: dict[str, str | bool] = {}
+    if limit := os.environ.get("BASKETCAST_DUCKDB_MEMORY_LIMIT"):
+        settings["memory_limit"] = limit
+    if (order := os.environ.get("BASKETCAST_DUCKDB_PRESERVE_ORDER")) is not None:
+        settings["preserve_insertion_order"] = order.strip().lower() not in ("false", "0", "no")
+    if temp := os.environ.get("BASKETCAST_DUCKDB_TEMP_DIR"):
+        settings["temp_directory"] = temp
+    return settings
+
+
 @contextmanager
 def connect(warehouse: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection that is always closed, so dbt can take the file next.
@@ -137,7 +154,7 @@ def connect(warehouse: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBP
     deadline = time.monotonic() + lock_timeout_s()
     while True:
         try:
-            con = duckdb.connect(str(warehouse), read_only=read_only)
+            con = duckdb.connect(str(warehouse), read_only=read_only, config=duckdb_settings())
             break
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
