@@ -129,16 +129,14 @@ def duckdb_settings() -> dict[str, str | bool]:
     """The out-of-core settings the dbt profile reads, for ml_jobs' own connections.
 
     Only the ones set in the environment are returned (BASKETCAST_DUCKDB_MEMORY_LIMIT,
-    BASKETCAST_DUCKDB_PRESERVE_ORDER, BASKETCAST_DUCKDB_TEMP_DIR): a connection with no settings
-    keeps DuckDB's defaults, as the profile's defaults do.
+    BASKETCAST_DUCKDB_PRESERVE_ORDER): a connection with no settings keeps DuckDB's defaults, as
+    the profile's defaults do. DuckDB spills to `<warehouse>.tmp/` past the memory limit.
     """
     settings: dict[str, str | bool] = {}
     if limit := os.environ.get("BASKETCAST_DUCKDB_MEMORY_LIMIT"):
         settings["memory_limit"] = limit
     if (order := os.environ.get("BASKETCAST_DUCKDB_PRESERVE_ORDER")) is not None:
         settings["preserve_insertion_order"] = order.strip().lower() not in ("false", "0", "no")
-    if temp := os.environ.get("BASKETCAST_DUCKDB_TEMP_DIR"):
-        settings["temp_directory"] = temp
     return settings
 
 
