@@ -194,7 +194,7 @@ def test_excluding_repurchase_removes_bought_items(shop) -> None:
     users = data.scoring_population(events, cutoff, 90)[:50]
     scores = baselines.popularity_scores(events, users, cutoff, catalog.n_items)
     masked = baselines.exclude_purchased(scores, events, users, cutoff)
-    bought = data.purchased_before(events, users, cutoff, catalog.n_items)
+    bought = data.purchased_before(events, users, cutoff, catalog.n_items).toarray()
     assert bought.any()
     assert np.isneginf(masked[bought]).all() and np.isfinite(masked[~bought]).all()
 

@@ -17,14 +17,15 @@ import pandas as pd
 
 from ml_jobs.users import baselines
 from ml_jobs.users.baselines import XGBoostPropensity, XGBoostPropensityParams
-from ml_jobs.users.data import Catalog, EventLog, purchased_before
+from ml_jobs.users.data import Catalog, EventLog, ever_purchased
 from ml_jobs.users.examples import Examples
 from ml_jobs.users.metrics import (
     category_metrics,
     expected_calibration_error,
     propensity_metrics,
-    ranking_metrics,
+    ranked_metrics,
 )
+from ml_jobs.users.ranking import Ranked, batches
 from ml_jobs.users.train import TrainConfig, TrainedSequenceModel, fit
 
 # Model name -> (prediction product, promotion metric: lower is better).
@@ -71,7 +72,7 @@ class ModelOutputs:
 
     propensity: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (p, expected spend)
     affinity: dict[str, np.ndarray]  # model -> (n, C) distribution
-    ranking: dict[str, np.ndarray]  # model -> (n, I) scores
+    ranking: dict[str, Ranked]  # model -> each row's best items, see ranking.Ranked
     uncalibrated: dict[str, np.ndarray] = field(default_factory=dict)  # model -> p before Platt
 
 
@@ -119,7 +120,7 @@ def score_models(
     users = ex.user_id
     propensity: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     affinity: dict[str, np.ndarray] = {}
-    ranking: dict[str, np.ndarray] = {}
+    ranking: dict[str, Ranked] = {}
     uncalibrated: dict[str, np.ndarray] = {}
     if fitted.xgb is not None and wanted("xgboost_propensity"):
         propensity["xgboost_propensity"] = fitted.xgb.predict(ex.features)
@@ -128,26 +129,38 @@ def score_models(
         affinity["category_frequency"] = baselines.category_frequency(
             events, users, cutoff, catalog.n_categories
         )
+    depth = max(config.top_k, 12)
+
+    def ranked(scores: np.ndarray, mask: np.ndarray) -> Ranked:
+        if config.exclude_repurchase:
+            scores = baselines.exclude_purchased(scores, events, users[mask], cutoff)
+        return Ranked.from_scores(scores, depth)
+
     for name in baselines.RANKING_BASELINES:
-        if wanted(name):
-            ranking[name] = baselines.ranking_baseline(name, events, users, cutoff, catalog.n_items)
+        if wanted(name) and not (config.exclude_repurchase and name == "repurchase"):
+            scorer = baselines.ranking_scorer(name, events, cutoff, catalog.n_items)
+            parts = [ranked(scorer(users[m]), m) for m in batches(len(users))]
+            ranking[name] = Ranked.concat(parts, depth)
     seq_names = {name for name in MODELS if name.startswith("torch_sequence")}
     if fitted.seq is not None and any(wanted(name) for name in seq_names):
-        scores = fitted.seq.score(ex)
+        # A batch of users at a time: item scores are (users, items) before the top columns.
+        parts, ranks = [], []
+        for m in batches(len(users)):
+            scores = fitted.seq.score(ex.subset(m))
+            ranks.append(ranked(scores.item_scores, m))
+            scores.item_scores = np.zeros((len(scores.p_purchase), 0), dtype=np.float32)
+            parts.append(scores)
         if wanted("torch_sequence_propensity"):
-            propensity["torch_sequence_propensity"] = (scores.p_purchase, scores.expected_spend)
-            if scores.p_uncalibrated is not None:
-                uncalibrated["torch_sequence_propensity"] = scores.p_uncalibrated
+            p = np.concatenate([s.p_purchase for s in parts])
+            spend = np.concatenate([s.expected_spend for s in parts])
+            propensity["torch_sequence_propensity"] = (p, spend)
+            uncalibrated["torch_sequence_propensity"] = np.concatenate(
+                [s.p_uncalibrated for s in parts if s.p_uncalibrated is not None]
+            )
         if wanted("torch_sequence_affinity"):
-            affinity["torch_sequence_affinity"] = scores.category_probs
+            affinity["torch_sequence_affinity"] = np.concatenate([s.category_probs for s in parts])
         if wanted("torch_sequence_recommendations"):
-            ranking["torch_sequence_recommendations"] = scores.item_scores
-    if config.exclude_repurchase:
-        ranking = {
-            name: baselines.exclude_purchased(s, events, users, cutoff)
-            for name, s in ranking.items()
-            if name != "repurchase"
-        }
+            ranking["torch_sequence_recommendations"] = Ranked.concat(ranks, depth)
     return ModelOutputs(propensity, affinity, ranking, uncalibrated)
 
 
@@ -183,15 +196,15 @@ def evaluate(out: ModelOutputs, ex: Examples, segments: dict[str, np.ndarray], c
             rows += _rows(
                 name, cutoff, segment, category_metrics(probs[mask], ex.category_counts[mask])
             )
-        for name, scores in out.ranking.items():
-            values = ranking_metrics(scores[mask], ex.item_counts[mask], k=10)
+        for name, ranked in out.ranking.items():
+            values = ranked_metrics(ranked.items[mask], ex.item_counts[mask], k=10)
             values["miss_rate_at_10"] = 1.0 - values["hr_at_10"]
             rows += _rows(name, cutoff, segment, values)
     return rows
 
 
 def segments_for(ex: Examples, events: EventLog, cutoff: pd.Timestamp, n_items: int) -> dict:
-    returning = purchased_before(events, ex.user_id, cutoff, n_items).any(axis=1)
+    returning = ever_purchased(events, ex.user_id, cutoff)
     return {"all": np.ones(len(ex), dtype=bool), "returning": returning, "cold_start": ~returning}
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -179,15 +180,11 @@ def repurchase_scores(
     return counts * 100.0 + pop / (pop.max() + 1.0)
 
 
-def cooccurrence_scores(
-    events: EventLog,
-    users: np.ndarray,
-    cutoff: pd.Timestamp,
-    n_items: int,
-    last_items: int = 5,
-    days: int = 90,
+def cooccurrence_follows(
+    events: EventLog, cutoff: pd.Timestamp, n_items: int, days: int = 90
 ) -> np.ndarray:
-    """Items that followed the user's last `last_items` items in all users' recent streams."""
+    """(n_items, n_items): how often item j followed item i in users' recent streams, each
+    row normalised to sum to 1 (items x items: independent of the number of users)."""
     end = events.to_seconds(cutoff)
     recent = (events.seconds < end) & (events.seconds >= end - days * 86_400) & (events.item > 0)
     u, it = events.user[recent], events.item[recent] - 1
@@ -195,7 +192,22 @@ def cooccurrence_scores(
     follows = np.zeros((n_items, n_items))
     np.add.at(follows, (it[:-1][same], it[1:][same]), 1.0)
     follows /= np.maximum(follows.sum(axis=1, keepdims=True), 1.0)
+    return follows
 
+
+def cooccurrence_scores(
+    events: EventLog,
+    users: np.ndarray,
+    cutoff: pd.Timestamp,
+    n_items: int,
+    last_items: int = 5,
+    days: int = 90,
+    follows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Items that followed the user's last `last_items` items in all users' recent streams
+    (`follows` from `cooccurrence_follows`, computed here when not given)."""
+    if follows is None:
+        follows = cooccurrence_follows(events, cutoff, n_items, days)
     row, idx = _history_rows(events, users, cutoff, days)
     has_item = events.item[idx] > 0
     row, idx = row[has_item], idx[has_item]
@@ -206,24 +218,35 @@ def cooccurrence_scores(
         ends = np.nonzero(last_of_row)[0]
         end_of = np.repeat(ends, np.diff(np.r_[-1, ends]))
         rank_from_end = end_of - np.arange(len(row))
-    take = rank_from_end < last_items
-    weights = 0.7 ** rank_from_end[take]
     scores = np.zeros((len(users), n_items))
-    np.add.at(scores, row[take], follows[events.item[idx[take]] - 1] * weights[:, None])
+    # Oldest kept event first, as the events are ordered; a user has one event per rank, so
+    # each step adds one (rows, items) slice without repeated rows.
+    for rank in range(last_items - 1, -1, -1):
+        at = rank_from_end == rank
+        scores[row[at]] += follows[events.item[idx[at]] - 1] * 0.7**rank
     pop = np.log1p(item_popularity(events, cutoff, 28, n_items))
     return scores + 1e-3 * pop / (pop.max() + 1.0)
+
+
+def ranking_scorer(
+    name: str, events: EventLog, cutoff: pd.Timestamp, n_items: int
+) -> Callable[[np.ndarray], np.ndarray]:
+    """users -> (len(users), n_items) scores of one baseline; what every user shares (the
+    co-occurrence matrix) is computed once, so users can be scored a batch at a time."""
+    if name == "popularity":
+        return lambda users: popularity_scores(events, users, cutoff, n_items)
+    if name == "repurchase":
+        return lambda users: repurchase_scores(events, users, cutoff, n_items)
+    if name == "cooccurrence":
+        follows = cooccurrence_follows(events, cutoff, n_items)
+        return lambda users: cooccurrence_scores(events, users, cutoff, n_items, follows=follows)
+    raise ValueError(f"unknown ranking baseline {name!r}; expected one of {RANKING_BASELINES}")
 
 
 def ranking_baseline(
     name: str, events: EventLog, users: np.ndarray, cutoff: pd.Timestamp, n_items: int
 ) -> np.ndarray:
-    if name == "popularity":
-        return popularity_scores(events, users, cutoff, n_items)
-    if name == "repurchase":
-        return repurchase_scores(events, users, cutoff, n_items)
-    if name == "cooccurrence":
-        return cooccurrence_scores(events, users, cutoff, n_items)
-    raise ValueError(f"unknown ranking baseline {name!r}; expected one of {RANKING_BASELINES}")
+    return ranking_scorer(name, events, cutoff, n_items)(users)
 
 
 def category_frequency(
@@ -250,5 +273,7 @@ def exclude_purchased(
     scores: np.ndarray, events: EventLog, users: np.ndarray, cutoff: pd.Timestamp
 ) -> np.ndarray:
     """Scores with items the user already bought pushed to the bottom (repurchase excluded)."""
-    bought = purchased_before(events, users, cutoff, scores.shape[1])
-    return np.where(bought, -np.inf, scores)
+    bought = purchased_before(events, users, cutoff, scores.shape[1]).tocoo()
+    out = np.array(scores, copy=True)
+    out[bought.row, bought.col] = -np.inf
+    return out

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml_jobs.config import Paths
 from ml_jobs.warehouse import connect, table_exists
@@ -210,33 +211,56 @@ def _history_summary(
     return np.log1p(np.maximum(summary, 0.0)).astype(np.float32)
 
 
+def _cut_seconds(events: EventLog, n: int, cutoffs: pd.Series | pd.Timestamp) -> np.ndarray:
+    if isinstance(cutoffs, pd.Timestamp):
+        return np.full(n, events.to_seconds(cutoffs), dtype=np.int64)
+    delta = pd.to_datetime(cutoffs, utc=True) - events.origin
+    return (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+
+
+def event_rows(start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, event index) of every event in [start[r], end[r]) for each row r, in order."""
+    counts = np.maximum(np.asarray(end, dtype=np.int64) - start, 0)
+    row = np.repeat(np.arange(len(counts)), counts)
+    offset = np.cumsum(counts) - counts
+    idx = np.arange(len(row), dtype=np.int64) - offset[row] + np.asarray(start, np.int64)[row]
+    return row, idx
+
+
+def _counts(row: np.ndarray, col: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    """Sparse float32 matrix of how often each (row, col) pair occurs."""
+    data = np.ones(len(row), dtype=np.float32)
+    out = sp.coo_matrix((data, (row, col)), shape=shape).tocsr()
+    out.sum_duplicates()
+    return out
+
+
 def user_item_history(
     events: EventLog,
     users: np.ndarray,
     cutoffs: pd.Series | pd.Timestamp,
     n_items: int,
     recent_days: int = 28,
-) -> np.ndarray:
-    """(n, 2, n_items) float32: log1p of each user's purchases of each item before the cutoff,
-    and of their events on each item in the `recent_days` before it."""
+) -> sp.csr_matrix:
+    """Sparse (n, 2 * n_items) float32: columns [0, n_items) hold log1p of each user's
+    purchases of each item before the cutoff, columns [n_items, 2 * n_items) log1p of their
+    events on each item in the `recent_days` before it. `.toarray().reshape(n, 2, n_items)`
+    of a batch gives the dense layout the network reads."""
     users = np.asarray(users, dtype=np.int64)
-    if isinstance(cutoffs, pd.Timestamp):
-        cut_sec = np.full(len(users), events.to_seconds(cutoffs), dtype=np.int64)
-    else:
-        delta = pd.to_datetime(cutoffs, utc=True) - events.origin
-        cut_sec = (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+    cut_sec = _cut_seconds(events, len(users), cutoffs)
     end = events.positions(users, cut_sec)
     start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
-    row = np.repeat(np.arange(len(users)), end - start)
-    parts = [np.arange(a, b) for a, b in zip(start, end, strict=True)]
-    idx = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    out = np.zeros((len(users), 2, n_items), dtype=np.float32)
+    row, idx = event_rows(start, end)
     item = events.item[idx]
     bought = (events.kind[idx] == PURCHASE) & (item > 0)
-    np.add.at(out, (row[bought], 0, item[bought] - 1), 1.0)
     recent = (item > 0) & (events.seconds[idx] >= cut_sec[row] - recent_days * 86_400)
-    np.add.at(out, (row[recent], 1, item[recent] - 1), 1.0)
-    return np.log1p(out)
+    out = _counts(
+        np.concatenate([row[bought], row[recent]]),
+        np.concatenate([item[bought] - 1, n_items + item[recent] - 1]),
+        (len(users), 2 * n_items),
+    )
+    out.data = np.log1p(out.data)
+    return out
 
 
 def window_targets(
@@ -246,48 +270,43 @@ def window_targets(
     window_days: int,
     n_items: int,
     n_categories: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: purchased-item counts (n, n_items) and item-event category counts
-    (n, n_categories) in [cutoff, cutoff + window). Columns are dense index - 1."""
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Per row: purchased-item counts (sparse (n, n_items) float32) and item-event category
+    counts (dense (n, n_categories) float32) in [cutoff, cutoff + window). Columns are dense
+    index - 1."""
     users = np.asarray(users, dtype=np.int64)
-    if isinstance(cutoffs, pd.Timestamp):
-        cut_sec = np.full(len(users), events.to_seconds(cutoffs), dtype=np.int64)
-    else:
-        delta = pd.to_datetime(cutoffs, utc=True) - events.origin
-        cut_sec = (delta.dt.total_seconds()).to_numpy().astype(np.int64)
+    cut_sec = _cut_seconds(events, len(users), cutoffs)
     lo = events.positions(users, cut_sec)
     hi = events.positions(users, cut_sec + window_days * 86_400)
-    counts = hi - lo
-    row = np.repeat(np.arange(len(users)), counts)
-    idx = (
-        np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)]) if len(row) else row
-    )
-    items = np.zeros((len(users), n_items), dtype=np.float32)
-    cats = np.zeros((len(users), n_categories), dtype=np.float32)
+    row, idx = event_rows(lo, hi)
     has_item = events.item[idx] > 0
     bought = has_item & (events.kind[idx] == PURCHASE)
-    np.add.at(items, (row[bought], events.item[idx[bought]] - 1), 1.0)
+    items = _counts(row[bought], events.item[idx[bought]] - 1, (len(users), n_items))
+    cats = np.zeros((len(users), n_categories), dtype=np.float32)
     np.add.at(cats, (row[has_item], events.category[idx[has_item]] - 1), 1.0)
     return items, cats
 
 
 def purchased_before(
     events: EventLog, users: np.ndarray, cutoff: pd.Timestamp, n_items: int
-) -> np.ndarray:
-    """(n, n_items) bool: items each user purchased at any time before `cutoff`."""
+) -> sp.csr_matrix:
+    """Sparse (n, n_items) bool: items each user purchased at any time before `cutoff`."""
     users = np.asarray(users, dtype=np.int64)
     end = events.positions(users, cutoff)
     start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
-    out = np.zeros((len(users), n_items), dtype=bool)
-    row = np.repeat(np.arange(len(users)), end - start)
-    idx = (
-        np.concatenate([np.arange(a, b) for a, b in zip(start, end, strict=True)])
-        if len(row)
-        else row
-    )
+    row, idx = event_rows(start, end)
     bought = (events.kind[idx] == PURCHASE) & (events.item[idx] > 0)
-    out[row[bought], events.item[idx[bought]] - 1] = True
-    return out
+    out = _counts(row[bought], events.item[idx[bought]] - 1, (len(users), n_items))
+    return out.astype(bool)
+
+
+def ever_purchased(events: EventLog, users: np.ndarray, cutoff: pd.Timestamp) -> np.ndarray:
+    """(n,) bool: whether each user purchased any known item before `cutoff`."""
+    users = np.asarray(users, dtype=np.int64)
+    purchases = np.concatenate([[0], np.cumsum((events.kind == PURCHASE) & (events.item > 0))])
+    end = events.positions(users, cutoff)
+    start = events.positions(users, np.zeros(len(users), dtype=np.int64) - (1 << 31))
+    return purchases[end] > purchases[start]
 
 
 def item_popularity(events: EventLog, cutoff: pd.Timestamp, days: int, n_items: int) -> np.ndarray:

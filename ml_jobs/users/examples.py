@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from ml_jobs.users import signals
 from ml_jobs.users.data import (
@@ -80,12 +81,12 @@ class Examples:
     features: pd.DataFrame  # raw Feast features, for XGBoost and the scaler
     item_signals: np.ndarray  # (n_cutoffs, n_items, K) float32, see signals.item_signals
     cutoff_index: np.ndarray  # (n,) row of `item_signals`
-    user_items: np.ndarray  # (n, 2, n_items) float32, see data.user_item_history
+    user_items: sp.csr_matrix  # sparse (n, 2 * n_items) float32, see data.user_item_history
     activity: np.ndarray  # (n, A) float32, see signals.activity
     category_share: np.ndarray  # (n, 2, n_categories) float32, see signals.category_share
     purchased: np.ndarray | None = None  # (n,) float32
     spend: np.ndarray | None = None  # (n,) float32
-    item_counts: np.ndarray | None = None  # (n, n_items) float32
+    item_counts: sp.csr_matrix | None = None  # sparse (n, n_items) float32
     category_counts: np.ndarray | None = None  # (n, n_categories) float32
 
     def __len__(self) -> int:

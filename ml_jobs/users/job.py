@@ -50,7 +50,7 @@ from ml_jobs.users.backtest import (
     training_cutoffs,
 )
 from ml_jobs.users.examples import Examples, build_examples
-from ml_jobs.users.metrics import top_k
+from ml_jobs.users.ranking import Ranked
 from ml_jobs.warehouse import connect, ensure_prediction_schema, write_predictions
 
 ACTIVE_DAYS = 90  # users with an event in this many days before the prediction day are scored
@@ -97,9 +97,13 @@ def propensity_frame(users: np.ndarray, p: np.ndarray, spend: np.ndarray, window
 
 def ranked_frame(users: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int, column: str):
     """Top `k` columns of `scores` per user as (user_id, <column>, score, rank 1..k)."""
-    k = min(k, scores.shape[1])
-    best = top_k(scores, k)
-    picked = np.take_along_axis(scores, best, axis=1)
+    return ranked_rows(users, Ranked.from_scores(scores, k), ids, k, column)
+
+
+def ranked_rows(users: np.ndarray, ranked: Ranked, ids: np.ndarray, k: int, column: str):
+    """The first `k` of each user's ranked columns as (user_id, <column>, score, rank 1..k)."""
+    k = min(k, ranked.items.shape[1])
+    best, picked = ranked.items[:, :k], ranked.scores[:, :k]
     frame = pd.DataFrame(
         {
             "user_id": np.repeat(users.astype(np.int64), k),
@@ -121,7 +125,7 @@ def prediction_frame(
     if product == AFFINITY:
         probs = out.affinity[name]
         return ranked_frame(users, probs, catalog.category_ids, probs.shape[1], "category_id")
-    return ranked_frame(users, out.ranking[name], catalog.item_ids, config.top_k, "item_id")
+    return ranked_rows(users, out.ranking[name], catalog.item_ids, config.top_k, "item_id")
 
 
 def _save_artifacts(name: str, fitted: Fitted, directory, info: dict[str, Any]) -> None:

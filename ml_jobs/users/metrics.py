@@ -12,6 +12,7 @@ min(K, relevant)). Rows without relevant items are left out of ranking metrics.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.stats import rankdata
 
 EPS = 1e-7
@@ -86,20 +87,31 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
-def ranking_metrics(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> dict[str, float]:
-    """HR@k, NDCG@k and MAP@12 of full rankings; `relevant` is (n, items) bool or counts."""
-    rel = np.asarray(relevant) > 0
-    keep = rel.any(axis=1)
+def ranking_metrics(scores: np.ndarray, relevant, k: int = 10) -> dict[str, float]:
+    """HR@k, NDCG@k and MAP@12 of full rankings; `relevant` is (n, items) bool or counts,
+    dense or scipy.sparse."""
+    return ranked_metrics(top_k(scores, max(k, 12)), relevant, k)
+
+
+def ranked_metrics(ranked: np.ndarray, relevant, k: int = 10) -> dict[str, float]:
+    """The metrics of `ranking_metrics` from each row's best columns, best first (n, >= 12),
+    as `top_k` of the full scores gives them: full ranking without keeping (n, items) scores."""
+    if sp.issparse(relevant):
+        rel = sp.csr_matrix(relevant > 0)
+        rel.eliminate_zeros()
+        per_row = np.asarray(rel.getnnz(axis=1))
+    else:
+        rel = np.asarray(relevant) > 0
+        per_row = rel.sum(axis=1)
+    keep = per_row > 0
     if not keep.any():
         return {f"hr_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan"), "map_at_12": float("nan")}
-    scores, rel = scores[keep], rel[keep]
-    depth = max(k, 12)
-    ranked = top_k(scores, depth)
-    hits = np.take_along_axis(rel, ranked, axis=1)
+    ranked, n_rel = ranked[keep][:, : max(k, 12)], per_row[keep]
+    rows = np.repeat(np.nonzero(keep)[0], ranked.shape[1])
+    hits = np.asarray(rel[rows, ranked.ravel()]).reshape(ranked.shape).astype(bool)
     hr = hits[:, :k].any(axis=1).mean()
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits[:, :k] * discount).sum(axis=1)
-    n_rel = rel.sum(axis=1)
     ideal = np.array([discount[: min(int(n), k)].sum() for n in n_rel])
     ndcg = (dcg / ideal).mean()
     h12 = hits[:, :12]

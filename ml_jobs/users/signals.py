@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml_jobs.users.data import EVENT_TYPES, PURCHASE, EventLog
+from ml_jobs.users.data import EVENT_TYPES, PURCHASE, EventLog, event_rows
 
 WINDOWS_DAYS = (1, 7, 28, 90)
 SHARE_DAYS = (28, 180)
@@ -99,16 +99,18 @@ def category_share(
     shop = np.zeros((n_days + 1, n_categories))
     np.add.at(shop, (day[has_item] + 1, events.category[has_item] - 1), 1.0)
     shop = np.cumsum(shop, axis=0)
-    cat_onehot = np.zeros((len(events.kind) + 1, n_categories))
-    rows = np.nonzero(has_item)[0]
-    cat_onehot[rows + 1, events.category[rows] - 1] = 1.0
-    mine_before = np.cumsum(cat_onehot, axis=0)
     first_day = np.where(end > start, day[np.minimum(start, len(day) - 1)], cut // _DAY)
     cut_day = np.clip(cut // _DAY, 0, n_days)
     out = np.zeros((len(users), len(SHARE_DAYS), n_categories), dtype=np.float32)
     for j, days in enumerate(SHARE_DAYS):
         lo = np.maximum(events.positions(users, cut - days * _DAY), start)
-        mine = mine_before[end] - mine_before[lo]
+        # The user's own item events per category in [lo, end): one pass over those events,
+        # (users, categories) memory rather than (all events, categories).
+        row, idx = event_rows(lo, end)
+        take = has_item[idx]
+        flat = row[take] * n_categories + events.category[idx[take]] - 1
+        mine = np.bincount(flat, minlength=len(users) * n_categories).astype(np.float64)
+        mine = mine.reshape(len(users), n_categories)
         from_day = np.clip(np.maximum(first_day, cut // _DAY - days), 0, n_days)
         total = shop[cut_day] - shop[from_day]
         out[:, j] = np.log((mine + 0.1) / (total + 10.0))

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from scipy.special import expit
 
@@ -66,6 +67,12 @@ def static_inputs(ex: Examples, scaler: StaticScaler, activity: ArrayScaler) -> 
     ).astype(np.float32)
 
 
+def dense_rows(matrix: np.ndarray | sp.spmatrix, idx: np.ndarray) -> np.ndarray:
+    """Rows `idx` of a dense or sparse matrix as a dense float32 array (one batch at a time)."""
+    rows = matrix[idx]
+    return np.asarray(rows.toarray() if sp.issparse(rows) else rows, dtype=np.float32)
+
+
 def make_batch(ex: Examples, idx: np.ndarray, static: np.ndarray) -> Batch:
     s = ex.seq
     numeric = np.stack([s.log_gap_hours[idx], s.log_price[idx]], axis=-1)
@@ -76,7 +83,7 @@ def make_batch(ex: Examples, idx: np.ndarray, static: np.ndarray) -> Batch:
         numeric=torch.from_numpy(numeric),
         static=torch.from_numpy(static[idx]),
         item_signals=torch.from_numpy(ex.item_signals[ex.cutoff_index[idx]]),
-        user_items=torch.from_numpy(ex.user_items[idx]),
+        user_items=torch.from_numpy(dense_rows(ex.user_items, idx).reshape(len(idx), 2, -1)),
         category_share=torch.from_numpy(ex.category_share[idx]),
     )
 
@@ -86,7 +93,7 @@ class Scores:
     p_purchase: np.ndarray  # (n,)
     expected_spend: np.ndarray  # (n,)
     category_probs: np.ndarray  # (n, C)
-    item_scores: np.ndarray  # (n, I) logits
+    item_scores: np.ndarray  # (n, I) logits; score_models asks for a batch of users at a time
     p_uncalibrated: np.ndarray | None = None  # (n,) before the Platt scaler
 
 
@@ -229,7 +236,7 @@ def fit(
             idx = order[start : start + config.batch_size]
             batch = make_batch(fit_rows, idx, static).to(device)
             target = [
-                torch.from_numpy(a[idx]).to(device)
+                torch.from_numpy(dense_rows(a, idx)).to(device)
                 for a in (
                     fit_rows.purchased,
                     fit_rows.spend,
