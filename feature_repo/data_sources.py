@@ -1,8 +1,8 @@
 """basketcast data sources: the feature snapshots dbt exports as Parquet.
 
-dbt builds marts.user_features / marts.item_features and exports them
-(materialized='external') to $BASKETCAST_HOME/exports/<table>.parquet. Each row is one daily
-snapshot of one entity:
+dbt builds marts.user_features / marts.item_features and exports them (a view and a COPY
+post-hook) to $BASKETCAST_HOME/exports/<table>.parquet. Each row is one daily snapshot of one
+entity:
 
 - feature_ts (event timestamp): the snapshot date D at 00:00 UTC; it uses only data from
   before D, so it is what was knowable at feature_ts.

@@ -76,8 +76,10 @@ def run_dbt(
     """Run one dbt command (e.g. ``["build", "--select", "marts"]``) against `paths`.
 
     `target` picks a profile output (``duckdb`` by default, ``postgres``); `variables` are
-    passed as ``--vars``. Raises DbtError naming the failing nodes and their messages when
-    the command fails.
+    passed as ``--vars``. dbt keeps its parse between runs (target/partial_parse.msgpack) as
+    long as the vars stay the same: a run with different `variables` re-parses the whole
+    project (seconds), so scheduled runs should pass the same ones every time. Raises DbtError
+    naming the failing nodes and their messages when the command fails.
     """
     from dbt.cli.main import dbtRunner
 

@@ -1,11 +1,12 @@
 {{
     config(
-        materialized='external' if target.type == 'duckdb' else 'table',
-        location=env_var('BASKETCAST_HOME', '.basketcast') ~ '/exports/user_features.parquet',
+        materialized='view' if target.type == 'duckdb' else 'table',
+        post_hook=basketcast.feature_export_hooks('user_features'),
     )
 }}
 
--- The export Feast reads: the stored snapshots (int_user_feature_snapshots), without the
+-- The export Feast reads ($BASKETCAST_HOME/exports/user_features.parquet on DuckDB, written by
+-- the post-hook): the stored snapshots (int_user_feature_snapshots), without the
 -- slot they are replaced by.
 select
     user_id,

@@ -4,6 +4,8 @@
     days `snapshots_to_build()` returns and replaces their slots.
 -#}
 
+{%- set active_days = var('feature_active_days') | int %}
+
 with
 
 snapshots as (
@@ -48,16 +50,45 @@ reviews as (
 
 ),
 
-windowed as (
+grid_bounds as (
 
-    -- Each snapshot D sees an item's days from D - 90 to D - 1: nothing from D itself.
     select
-        snapshots.snapshot_date,
-        snapshots.snapshot_slot,
-        snapshots.feature_ts,
-        demand.item_id,
-        demand.demand_date >= snapshots.window_7d_start as in_7d,
-        demand.demand_date >= snapshots.window_28d_start as in_28d,
+        min(active_window_start) as first_day,
+        max(snapshot_date) as last_day
+
+    from snapshots
+
+),
+
+grid_days as (
+
+    -- A gapless calendar over the windows of the snapshots to build and their days.
+    select date_day as grid_date
+    from (
+        {{ basketcast.date_spine('grid_bounds', 'first_day', 'last_day') }}
+    ) as days
+
+),
+
+item_spans as (
+
+    select
+        item_id,
+        min(demand_date) as first_demand_date,
+        max(demand_date) as last_demand_date
+
+    from demand
+    group by item_id
+
+),
+
+item_days as (
+
+    -- One row per item and calendar day, from the item's first demand day to the last day
+    -- whose window still sees its last one; null measures on days without a demand row.
+    select
+        item_spans.item_id,
+        grid_days.grid_date,
         demand.units_sold,
         demand.order_count,
         demand.views,
@@ -66,32 +97,72 @@ windowed as (
         demand.units_sold + demand.order_count + demand.views + demand.carts
             + demand.favorites as activity
 
-    from snapshots
-    inner join demand
-        on demand.demand_date < snapshots.snapshot_date
-        and demand.demand_date >= snapshots.active_window_start
+    from item_spans
+    inner join grid_days
+        on grid_days.grid_date >= item_spans.first_demand_date
+        and grid_days.grid_date <= cast({{ dbt.dateadd(
+            'day', active_days, 'item_spans.last_demand_date'
+        ) }} as date)
+    left join demand
+        on demand.item_id = item_spans.item_id
+        and demand.demand_date = grid_days.grid_date
+
+),
+
+rolled as (
+
+    -- Each day D sees the item's days from D - 90 to D - 1 (rows of the gapless calendar),
+    -- nothing from D itself: window sums over one row per item-day.
+    select
+        item_id,
+        grid_date,
+        sum(activity) over days_active as activity,
+        sum(units_sold) over days_7 as units_7d,
+        sum(units_sold) over days_28 as units_28d,
+        sum(views) over days_7 as views_7d,
+        sum(views) over days_28 as views_28d,
+        sum(carts) over days_7 as carts_7d,
+        sum(carts) over days_28 as carts_28d,
+        sum(order_count) over days_28 as orders_28d,
+        avg(price) over days_28 as avg_price_28d
+
+    from item_days
+    window
+        days_7 as (
+            partition by item_id order by grid_date rows between 7 preceding and 1 preceding
+        ),
+        days_28 as (
+            partition by item_id order by grid_date rows between 28 preceding and 1 preceding
+        ),
+        days_active as (
+            partition by item_id
+            order by grid_date
+            rows between {{ active_days }} preceding and 1 preceding
+        )
 
 ),
 
 aggregated as (
 
+    -- An item gets a snapshot row when it had activity in the window before it.
     select
-        item_id,
-        snapshot_date,
-        snapshot_slot,
-        feature_ts,
-        sum(case when in_7d then units_sold else 0 end) as units_7d,
-        sum(case when in_28d then units_sold else 0 end) as units_28d,
-        sum(case when in_7d then views else 0 end) as views_7d,
-        sum(case when in_28d then views else 0 end) as views_28d,
-        sum(case when in_7d then carts else 0 end) as carts_7d,
-        sum(case when in_28d then carts else 0 end) as carts_28d,
-        sum(case when in_28d then order_count else 0 end) as orders_28d,
-        avg(case when in_28d then price end) as avg_price_28d
+        rolled.item_id,
+        snapshots.snapshot_date,
+        snapshots.snapshot_slot,
+        snapshots.feature_ts,
+        coalesce(rolled.units_7d, 0) as units_7d,
+        coalesce(rolled.units_28d, 0) as units_28d,
+        coalesce(rolled.views_7d, 0) as views_7d,
+        coalesce(rolled.views_28d, 0) as views_28d,
+        coalesce(rolled.carts_7d, 0) as carts_7d,
+        coalesce(rolled.carts_28d, 0) as carts_28d,
+        coalesce(rolled.orders_28d, 0) as orders_28d,
+        rolled.avg_price_28d
 
-    from windowed
-    group by item_id, snapshot_date, snapshot_slot, feature_ts
-    having sum(activity) > 0
+    from snapshots
+    inner join rolled
+        on rolled.grid_date = snapshots.snapshot_date
+    where rolled.activity > 0
 
 ),
 

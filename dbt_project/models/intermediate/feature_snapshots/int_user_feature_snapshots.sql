@@ -4,6 +4,8 @@
     days `snapshots_to_build()` returns and replaces their slots.
 -#}
 
+{%- set active_days = var('feature_active_days') | int %}
+
 with
 
 snapshots as (
@@ -24,17 +26,46 @@ category_activity as (
 
 ),
 
-windowed as (
+grid_bounds as (
 
-    -- Each snapshot D sees a user's days from D - 90 to D - 1: nothing from D itself.
     select
-        snapshots.snapshot_date,
-        snapshots.snapshot_slot,
-        snapshots.feature_ts,
-        activity.user_id,
-        activity.activity_date,
-        activity.activity_date >= snapshots.window_7d_start as in_7d,
-        activity.activity_date >= snapshots.window_28d_start as in_28d,
+        min(active_window_start) as first_day,
+        max(snapshot_date) as last_day
+
+    from snapshots
+
+),
+
+grid_days as (
+
+    -- A gapless calendar over the windows of the snapshots to build and their days.
+    select date_day as grid_date
+    from (
+        {{ basketcast.date_spine('grid_bounds', 'first_day', 'last_day') }}
+    ) as days
+
+),
+
+user_spans as (
+
+    select
+        user_id,
+        min(activity_date) as first_activity_date,
+        max(activity_date) as last_activity_date
+
+    from activity
+    group by user_id
+
+),
+
+user_days as (
+
+    -- One row per user and calendar day, from the user's first activity day to the last day
+    -- whose window still sees the user's last activity day; null measures on idle days.
+    select
+        user_spans.user_id,
+        grid_days.grid_date,
+        case when activity.activity_date is null then 0 else 1 end as is_active,
         activity.views,
         activity.carts,
         activity.purchases,
@@ -43,36 +74,84 @@ windowed as (
         activity.units,
         activity.last_purchase_ts
 
-    from snapshots
-    inner join activity
-        on activity.activity_date < snapshots.snapshot_date
-        and activity.activity_date >= snapshots.active_window_start
+    from user_spans
+    inner join grid_days
+        on grid_days.grid_date >= user_spans.first_activity_date
+        and grid_days.grid_date <= cast({{ dbt.dateadd(
+            'day', active_days, 'user_spans.last_activity_date'
+        ) }} as date)
+    left join activity
+        on activity.user_id = user_spans.user_id
+        and activity.activity_date = grid_days.grid_date
+
+),
+
+rolled as (
+
+    -- Each day D sees the user's days from D - 90 to D - 1 (rows of the gapless calendar),
+    -- nothing from D itself: window sums over one row per user-day, instead of a join that
+    -- copies every activity day into each of the 90 snapshots that see it.
+    select
+        user_id,
+        grid_date,
+        sum(is_active) over days_active as active_days,
+        sum(views) over days_7 as views_7d,
+        sum(carts) over days_7 as carts_7d,
+        sum(purchases) over days_7 as purchases_7d,
+        sum(views) over days_28 as views_28d,
+        sum(carts) over days_28 as carts_28d,
+        sum(purchases) over days_28 as purchases_28d,
+        sum(is_active) over days_28 as active_days_28d,
+        sum(purchases) over days_active as purchases_90d,
+        sum(views) over days_active as views_90d,
+        sum(carts) over days_active as carts_90d,
+        sum(orders) over days_active as orders_90d,
+        sum(units) over days_active as units_90d,
+        sum(spend) over days_active as spend_90d,
+        max(last_purchase_ts) over days_active as last_purchase_ts
+
+    from user_days
+    window
+        days_7 as (
+            partition by user_id order by grid_date rows between 7 preceding and 1 preceding
+        ),
+        days_28 as (
+            partition by user_id order by grid_date rows between 28 preceding and 1 preceding
+        ),
+        days_active as (
+            partition by user_id
+            order by grid_date
+            rows between {{ active_days }} preceding and 1 preceding
+        )
 
 ),
 
 aggregated as (
 
+    -- A user gets a snapshot row when active in the window before it.
     select
-        user_id,
-        feature_ts,
-        snapshot_slot,
-        sum(case when in_7d then views else 0 end) as views_7d,
-        sum(case when in_7d then carts else 0 end) as carts_7d,
-        sum(case when in_7d then purchases else 0 end) as purchases_7d,
-        sum(case when in_28d then views else 0 end) as views_28d,
-        sum(case when in_28d then carts else 0 end) as carts_28d,
-        sum(case when in_28d then purchases else 0 end) as purchases_28d,
-        sum(purchases) as purchases_90d,
-        sum(views) as views_90d,
-        sum(carts) as carts_90d,
-        sum(orders) as orders_90d,
-        sum(units) as units_90d,
-        sum(spend) as spend_90d,
-        max(last_purchase_ts) as last_purchase_ts,
-        sum(case when in_28d then 1 else 0 end) as active_days_28d
+        rolled.user_id,
+        snapshots.feature_ts,
+        snapshots.snapshot_slot,
+        coalesce(rolled.views_7d, 0) as views_7d,
+        coalesce(rolled.carts_7d, 0) as carts_7d,
+        coalesce(rolled.purchases_7d, 0) as purchases_7d,
+        coalesce(rolled.views_28d, 0) as views_28d,
+        coalesce(rolled.carts_28d, 0) as carts_28d,
+        coalesce(rolled.purchases_28d, 0) as purchases_28d,
+        rolled.purchases_90d,
+        rolled.views_90d,
+        rolled.carts_90d,
+        rolled.orders_90d,
+        rolled.units_90d,
+        rolled.spend_90d,
+        rolled.last_purchase_ts,
+        coalesce(rolled.active_days_28d, 0) as active_days_28d
 
-    from windowed
-    group by user_id, feature_ts, snapshot_slot
+    from snapshots
+    inner join rolled
+        on rolled.grid_date = snapshots.snapshot_date
+    where rolled.active_days > 0
 
 ),
 
