@@ -26,6 +26,7 @@ from ml_jobs.generate.writer import SCHEMAS
 from ml_jobs.ingest.completejourney import CompleteJourneyConfig, ingest_completejourney
 from ml_jobs.ingest.csv_ingest import CsvReadError, ingest_csv
 from ml_jobs.ingest.csv_mapping import MappingError, load_mapping, parse_mapping
+from ml_jobs.ingest.privacy import SALT_ENV, PrivacyConfigError, UserIdHasher
 from ml_jobs.ingest.quarantine import quarantine_path
 from ml_jobs.ingest.raw_output import stable_id
 
@@ -40,7 +41,7 @@ JOB = DemandJobConfig(
     xgboost=XGBoostQuantileParams(num_boost_round=60, nthread=1),
 )
 # Run only what the demand job reads and the load audit (the dbt tests have their own module).
-DBT_SELECT = ["run", "--select", "+fct_item_daily_demand", "+reconciliation"]
+DBT_SELECT = ["run", "--select", "+fct_item_daily_demand", "+reconciliation", "+fct_user_campaigns"]
 
 
 def _use_home(paths: Paths) -> None:
@@ -63,6 +64,14 @@ def _raw_df(paths: Paths, table: str):
     con = duckdb.connect()
     try:
         return con.execute(f"select * from {_raw(paths, table)}").df()
+    finally:
+        con.close()
+
+
+def _warehouse_count(paths: Paths, table: str) -> int:
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        return int(con.execute(f"select count(*) from {table}").fetchone()[0])
     finally:
         con.close()
 
@@ -135,6 +144,13 @@ def test_completejourney_slice_is_the_raw_contract(cj_home) -> None:
     assert ((promos["end_date"] - promos["start_date"]).dt.days <= 6).all()
     rejected = pq.read_table(quarantine_path(paths, "completejourney")).to_pandas()
     assert len(rejected) == 5 and (json.loads(rejected["raw_payload"][0])["quantity"] <= 0)
+    # campaigns (optional table) of the households in scope only, with their type and dates
+    campaigns = _raw_df(paths, "campaigns")
+    assert len(campaigns) == summary.rows["campaigns"] > 0
+    assert set(campaigns["user_id"]) <= set(_raw_df(paths, "order_lines")["user_id"])
+    assert campaigns["campaign_type"].str.startswith("Type ").all()
+    assert (campaigns["end_date"] >= campaigns["start_date"]).all()
+    assert not campaigns.duplicated(["campaign_id", "user_id"]).any()
 
 
 def test_completejourney_through_dbt_and_the_demand_job(cj_home) -> None:
@@ -151,7 +167,8 @@ def test_completejourney_through_dbt_and_the_demand_job(cj_home) -> None:
         ).fetchone()
     finally:
         con.close()
-    assert audit == {t: 0 for t in RAW_TABLES}  # the adapter's output is clean for dbt
+    assert audit == {t: 0 for t in (*RAW_TABLES, "campaigns")}  # clean for dbt
+    assert _warehouse_count(paths, "marts.fct_user_campaigns") == summary.rows["campaigns"]
     raw_units = _one(f"select sum(quantity) from {_raw(paths, 'order_lines')}")[0]
     assert (units, items, views, stockouts) == (raw_units, 30, 0, 0)
     assert promo_days > 0
@@ -162,6 +179,37 @@ def test_completejourney_through_dbt_and_the_demand_job(cj_home) -> None:
     for run in result.runs:  # two rolling cutoffs scored, sane numbers
         assert 0.2 < run.metrics["wape"] < 2.0 and run.metrics["pinball_mean"] > 0
     _assert_forecast_invariants(paths, 30, JOB.horizon)
+
+
+def test_completejourney_hashes_every_household_id_the_same_way(
+    cj_home, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, summary = cj_home
+    salt = "cj-test-salt-0123456789"
+    hashed_paths = Paths(tmp_path)
+    config = CompleteJourneyConfig(
+        top_products=30,
+        households=100,
+        start=dt.date(2017, 1, 1),
+        end=dt.date(2017, 5, 31),
+        hash_user_ids=True,
+    )
+    monkeypatch.delenv(SALT_ENV, raising=False)
+    with pytest.raises(PrivacyConfigError, match=SALT_ENV):
+        ingest_completejourney(hashed_paths, config)
+    monkeypatch.setenv(SALT_ENV, salt)
+    hashed = ingest_completejourney(hashed_paths, config)
+    assert hashed.rows == summary.rows and hashed.rejected == summary.rejected
+
+    hasher = UserIdHasher(salt)
+    for table in ("order_lines", "events", "campaigns"):
+        plain, pseudo = _raw_df(paths, table), _raw_df(hashed_paths, table)
+        expected = hasher.many(plain["user_id"].astype(str))
+        assert (pseudo["user_id"].to_numpy() == expected.to_numpy()).all(), table
+        assert not set(pseudo["user_id"]) & set(plain["user_id"]), table
+    rejected = pq.read_table(quarantine_path(hashed_paths, "completejourney")).to_pandas()
+    households = {json.loads(p)["household_id"] for p in rejected["raw_payload"]}
+    assert households and all(str(h).startswith("salted:") for h in households)
 
 
 def test_completejourney_rejects_an_empty_scope(tmp_path: Path) -> None:
@@ -281,6 +329,9 @@ def test_csv_through_dbt_and_the_demand_job(csv_home) -> None:
     lines = _raw_df(paths, "order_lines")
     assert units == lines.loc[lines["status"] != "cancelled", "quantity"].sum()
     assert (items, days) == (4, 120)
+    # no raw campaigns folder: the campaign models build empty
+    assert not paths.raw_table("campaigns").exists()
+    assert _warehouse_count(paths, "marts.fct_user_campaigns") == 0
 
     result = run_demand_forecast(paths, JOB, console=QUIET)
     assert all(run.status == "succeeded" for run in result.runs)

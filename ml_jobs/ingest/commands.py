@@ -1,6 +1,7 @@
 """`basketcast ingest ...`: the command group that puts real data into the raw layer.
 
 basketcast ingest completejourney [--top-products 500] [--households N] [--start D] [--end D]
+                                  [--hash-user-ids]
 basketcast ingest csv --mapping mapping.yml [--hash-user-ids] FILE...
 """
 
@@ -51,7 +52,11 @@ def _cmd_completejourney(args: argparse.Namespace, paths: Paths) -> None:
     from ml_jobs.ingest.completejourney import CompleteJourneyConfig, ingest_completejourney
 
     config = CompleteJourneyConfig(
-        top_products=args.top_products, households=args.households, start=args.start, end=args.end
+        top_products=args.top_products,
+        households=args.households,
+        start=args.start,
+        end=args.end,
+        hash_user_ids=args.hash_user_ids,
     )
     with console.status("reading Complete Journey and mapping it to the raw contract"):
         summary = ingest_completejourney(paths, config)
@@ -111,6 +116,11 @@ def add_ingest_parser(sub: argparse._SubParsersAction) -> None:
         type=_day,
         default=dt.date(2017, 12, 31),
         help="last day kept, YYYY-MM-DD (default 2017-12-31, the last full day)",
+    )
+    cj.add_argument(
+        "--hash-user-ids",
+        action="store_true",
+        help="store a salted hash of each household id, never the id (salt: $BASKETCAST_ID_SALT)",
     )
     cj.set_defaults(func=_cmd_completejourney)
 

@@ -16,6 +16,12 @@ mapping (docs/ingest.md has the details):
   (retail_disc / (sales_value + retail_disc)), else the item's median over its promoted weeks,
   else 0 (counted in `promotions_without_discount`).
 - inventory_snapshots and reviews: empty (no stock-out information, no reviews).
+- campaigns (optional raw table): one row per household and campaign it received, with the
+  campaign's type and dates, for the households in scope.
+
+With `hash_user_ids` (`--hash-user-ids`) every household id, in every table and in the
+quarantine, becomes the salted hash of ml_jobs.ingest.privacy (salt: BASKETCAST_ID_SALT), the
+same hash the CSV adapter gives the same integer id.
 
 The scope is the top `top_products` products by transaction lines (fuel and coupon lines
 excluded), optionally the `households` most active households and a date window.
@@ -34,6 +40,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ml_jobs.config import Paths
+from ml_jobs.ingest.campaigns import CAMPAIGNS, write_campaigns
+from ml_jobs.ingest.privacy import UserIdHasher, salt_from_env
 from ml_jobs.ingest.quarantine import Quarantine, payload_json
 from ml_jobs.ingest.raw_output import stable_ids, write_raw
 
@@ -64,6 +72,7 @@ class CompleteJourneyConfig:
     start: dt.date | None = None  # first day kept (inclusive)
     end: dt.date | None = LAST_FULL_DAY  # last day kept (inclusive); None: every day
     promo_store_share: float = 0.5  # share of an item's sales in promoting stores → promotion
+    hash_user_ids: bool = False  # salted hash of every household id (BASKETCAST_ID_SALT)
 
     def validate(self) -> None:
         for name in ("top_products", "households"):
@@ -152,7 +161,9 @@ def _select_scope(
     return tx, {k: v for k, v in excluded.items() if v}
 
 
-def _quarantine_bad_lines(tx: pd.DataFrame, quarantine: Quarantine) -> pd.DataFrame:
+def _quarantine_bad_lines(
+    tx: pd.DataFrame, quarantine: Quarantine, hasher: UserIdHasher | None = None
+) -> pd.DataFrame:
     """Move lines that cannot be demand (no units, negative money, nulls) to the quarantine."""
     reason = pd.Series(pd.NA, index=tx.index, dtype="string")
     checks = [
@@ -165,7 +176,10 @@ def _quarantine_bad_lines(tx: pd.DataFrame, quarantine: Quarantine) -> pd.DataFr
         reason = reason.mask(reason.isna() & mask.fillna(False), text)
     bad = reason.notna()
     if bad.any():
-        rows = tx.loc[bad, list(TX_COLUMNS)].to_dict("records")
+        kept = tx.loc[bad, list(TX_COLUMNS)]
+        if hasher is not None:
+            kept = kept.assign(household_id=kept["household_id"].map(hasher.redact))
+        rows = kept.to_dict("records")
         quarantine.extend(
             file="transactions.parquet",
             line_numbers=[int(i) + 1 for i in tx.index[bad]],  # row number in the Parquet file
@@ -268,9 +282,28 @@ def _promotions(
     return frame.sort_values(["item_id", "start_date"], ignore_index=True), without
 
 
+def _campaigns(household_ids: pd.Series) -> pd.DataFrame:
+    """(campaign, household) rows of the households given, with the campaign's type and dates."""
+    received = _read("campaigns", columns=["campaign_id", "household_id"])
+    described = _read(
+        "campaign_descriptions", columns=["campaign_id", "campaign_type", "start_date", "end_date"]
+    )
+    received = received[received["household_id"].isin(household_ids.unique())]
+    rows = received.merge(described, on="campaign_id", how="left")
+    rows = rows.rename(columns={"household_id": "user_id"})
+    return rows.sort_values(["campaign_id", "user_id"], ignore_index=True)
+
+
+def _user_ids(household_ids: pd.Series, hasher: UserIdHasher | None) -> pd.Series:
+    """The raw contract's user_id: the household id, or its salted hash (of the integer text)."""
+    ids = household_ids.astype("int64")
+    return ids if hasher is None else hasher.many(ids.astype(str))
+
+
 def ingest_completejourney(paths: Paths, config: CompleteJourneyConfig) -> IngestSummary:
     """Write Complete Journey (the chosen scope) as the raw contract under `paths.raw`."""
     config.validate()
+    hasher = UserIdHasher(salt_from_env()) if config.hash_user_ids else None
     tx = _read("transactions", columns=list(TX_COLUMNS))
     tx["transaction_timestamp"] = pd.to_datetime(tx["transaction_timestamp"])
     first_day = tx["transaction_timestamp"].min().date()  # before any filter: weeks stay fixed
@@ -280,7 +313,7 @@ def ingest_completejourney(paths: Paths, config: CompleteJourneyConfig) -> Inges
     if scoped.empty:
         raise ValueError(f"no transaction lines in the chosen scope ({config}); widen it")
     quarantine = Quarantine(SOURCE)
-    lines = _quarantine_bad_lines(scoped, quarantine)
+    lines = _quarantine_bad_lines(scoped, quarantine, hasher)
     lines = lines.sort_values(
         ["transaction_timestamp", "basket_id", "product_id"], kind="stable", ignore_index=True
     )
@@ -290,7 +323,7 @@ def ingest_completejourney(paths: Paths, config: CompleteJourneyConfig) -> Inges
     order_lines = pd.DataFrame(
         {
             "order_id": lines["basket_id"].astype("int64"),
-            "user_id": lines["household_id"].astype("int64"),
+            "user_id": _user_ids(lines["household_id"], hasher),
             "item_id": lines["product_id"].astype("int64"),
             "quantity": lines["quantity"].astype("int32"),
             "unit_price": unit_price,
@@ -321,10 +354,14 @@ def ingest_completejourney(paths: Paths, config: CompleteJourneyConfig) -> Inges
         all_households, items["item_id"].to_numpy(), first_day, config.promo_store_share
     )
 
+    campaigns = _campaigns(lines["household_id"])
+    campaigns["user_id"] = _user_ids(campaigns["user_id"], hasher)
+
     rows = write_raw(
         paths,
         {"order_lines": order_lines, "events": events, "items": items, "promotions": promotions},
     )
+    rows[CAMPAIGNS] = write_campaigns(paths, campaigns)
     path = quarantine.write(paths)
     return IngestSummary(
         source=SOURCE,

@@ -44,6 +44,17 @@ COLORS = {
     "xgboost_quantile": "tab:orange",
     "torch_quantile": "tab:blue",
 }
+WEEKLY_SUFFIX = "_weekly"  # demand models run on the weekly grain are named <model>_weekly
+
+
+def color(model_name: str) -> str | None:
+    return COLORS.get(model_name.removesuffix(WEEKLY_SUFFIX))
+
+
+def horizon_unit(model_names: pd.Series) -> str:
+    """ "weeks" when every model ran on the weekly grain, else "days" (horizons count periods)."""
+    names = model_names.astype(str)
+    return "weeks" if len(names) and names.str.endswith(WEEKLY_SUFFIX).all() else "days"
 
 
 def latest_runs(paths: Paths) -> pd.DataFrame:
@@ -102,9 +113,9 @@ def horizon_plot(metrics: pd.DataFrame) -> str:
         part = per_h[per_h["metric"] == metric]
         for name, rows in part.groupby("model_name"):
             curve = rows.groupby("horizon")["value"].mean()
-            ax.plot(curve.index, curve.values, label=name, color=COLORS.get(str(name)))
+            ax.plot(curve.index, curve.values, label=name, color=color(str(name)))
         ax.set_title(f"{metric} by horizon (mean over cutoffs)")
-        ax.set_xlabel("days ahead")
+        ax.set_xlabel(f"{horizon_unit(per_h['model_name'])} ahead")
         ax.grid(alpha=0.3)
     axes[0].legend()
     return figure(fig, "backtest accuracy by horizon")
@@ -142,7 +153,8 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
     champion = runs.loc[runs["is_champion"], "model_name"]
     band_model = champion.iloc[0] if len(champion) else forecasts["model_name"].iloc[0]
     items = sample_items(forecasts[forecasts["model_name"] == band_model])
-    start = cutoff - pd.Timedelta(days=42)
+    weekly = horizon_unit(forecasts["model_name"]) == "weeks"
+    start = cutoff - pd.Timedelta(days=84 if weekly else 42)
     with connect(paths.warehouse, read_only=True) as con:
         history = con.execute(
             f"""SELECT item_id, demand_date, units_sold, is_stockout FROM {DEMAND_TABLE}
@@ -150,6 +162,11 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
             [items, start.date()],
         ).df()
     history["demand_date"] = pd.to_datetime(history["demand_date"])
+    if weekly:  # weekly forecasts sit on the week's Monday: compare them with weekly sales
+        history["demand_date"] = history["demand_date"].dt.to_period("W-SUN").dt.start_time
+        history = history.groupby(["item_id", "demand_date"], as_index=False).agg(
+            units_sold=("units_sold", "sum"), is_stockout=("is_stockout", "any")
+        )
 
     fig, axes = plt.subplots(len(items), 1, figsize=(11, 2.6 * len(items)), squeeze=False)
     for ax, item in zip(axes[:, 0], items, strict=True):
@@ -164,14 +181,14 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
             band["p10"],
             band["p90"],
             alpha=0.25,
-            color=COLORS.get(band_model, "tab:blue"),
+            color=color(band_model) or "tab:blue",
             label=f"{band_model} p10-p90",
         )
         for name, rows in mine.groupby("model_name"):
             ax.plot(
                 rows["target_date"],
                 rows["p50"],
-                color=COLORS.get(str(name)),
+                color=color(str(name)),
                 lw=1.5,
                 label=f"{name} p50",
             )

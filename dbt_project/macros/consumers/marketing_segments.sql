@@ -28,3 +28,27 @@
     {%- endif %}
     {%- endfor %}
 {%- endmacro %}
+
+{#-
+    Per as-of date and user of `scored` (as_of_date, user_id): in_campaign (a campaign of
+    `campaigns` runs on the as-of date) and campaigns_last_90_days (campaigns that started in
+    the 90 days up to it). Users without campaigns get no row.
+-#}
+{% macro marketing_segment_campaign_reach(scored, campaigns) -%}
+    select
+        {{ scored }}.as_of_date,
+        {{ scored }}.user_id,
+        max(case
+            when campaigns.start_date <= {{ scored }}.as_of_date
+                and campaigns.end_date >= {{ scored }}.as_of_date then 1 else 0
+        end) = 1 as in_campaign,
+        sum(case
+            when campaigns.start_date > {{ dbt.dateadd('day', -90, scored ~ '.as_of_date') }}
+                and campaigns.start_date <= {{ scored }}.as_of_date then 1 else 0
+        end) as campaigns_last_90_days
+
+    from {{ scored }}
+    inner join {{ campaigns }} as campaigns
+        on {{ scored }}.user_id = campaigns.user_id
+    group by {{ scored }}.as_of_date, {{ scored }}.user_id
+{%- endmacro %}

@@ -8,6 +8,7 @@
 
 {%- set tables = [
     'events', 'order_lines', 'items', 'reviews', 'inventory_snapshots', 'promotions',
+    'campaigns',
 ] %}
 
 with
@@ -29,7 +30,11 @@ counts as (
     {% for table in tables %}
     select
         '{{ table }}' as source_table,
+        {%- if table == 'campaigns' %}
+        (select count(*) from {{ basketcast.optional_source('shop', table, basketcast.campaign_columns()) }}) as rows_in,
+        {%- else %}
         (select count(*) from {{ source('shop', table) }}) as rows_in,
+        {%- endif %}
         (select count(*) from {{ ref('stg_shop__' ~ table) }}) as rows_clean
     {% if not loop.last %}union all{% endif %}
     {% endfor %}

@@ -6,6 +6,7 @@
 
 {%- set tables = [
     'events', 'order_lines', 'items', 'reviews', 'inventory_snapshots', 'promotions',
+    'campaigns',
 ] %}
 
 with

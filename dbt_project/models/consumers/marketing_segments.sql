@@ -54,6 +54,12 @@ catalogue as (
 
 ),
 
+campaign_reach as (
+
+    {{ basketcast.marketing_segment_campaign_reach('propensity', ref('fct_user_campaigns')) }}
+
+),
+
 order_days as (
 
     -- Each scored user's days with an order, up to the as-of date.
@@ -251,11 +257,17 @@ final as (
         cast(assigned.p_purchase as {{ basketcast.type_double() }}) as p_purchase,
         cast(assigned.expected_spend as {{ basketcast.type_double() }}) as expected_spend,
         cast(assigned.decile as integer) as propensity_decile,
-        cast(assigned.propensity_run_id as {{ dbt.type_string() }}) as propensity_run_id
+        cast(assigned.propensity_run_id as {{ dbt.type_string() }}) as propensity_run_id,
+        cast(coalesce(campaign_reach.in_campaign, false) as boolean) as in_campaign,
+        cast(coalesce(campaign_reach.campaigns_last_90_days, 0) as integer)
+            as campaigns_last_90_days
 
     from assigned
     inner join catalogue
         on assigned.segment = catalogue.segment
+    left join campaign_reach
+        on assigned.as_of_date = campaign_reach.as_of_date
+        and assigned.user_id = campaign_reach.user_id
 
 )
 

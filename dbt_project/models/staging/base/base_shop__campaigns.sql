@@ -1,0 +1,91 @@
+{#-
+    Every raw campaign row, typed, with the reason it is rejected (null when clean). The raw
+    table is optional: without `raw/campaigns/` this model is empty.
+-#}
+{%- set raw_columns = ['campaign_id', 'user_id', 'campaign_type', 'start_date', 'end_date'] %}
+
+with
+
+source as (
+
+    select * from {{ basketcast.optional_source('shop', 'campaigns', basketcast.campaign_columns()) }}
+
+),
+
+typed as (
+
+    select
+        {{ basketcast.safe_cast('source.campaign_id', 'bigint') }} as campaign_id,
+        {{ basketcast.safe_cast('source.user_id', 'bigint') }} as user_id,
+        nullif(trim(cast(source.campaign_type as {{ dbt.type_string() }})), '') as campaign_type,
+        {{ basketcast.safe_cast('source.start_date', 'date') }} as start_date,
+        {{ basketcast.safe_cast('source.end_date', 'date') }} as end_date,
+        {%- for column in raw_columns %}
+        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+
+    from source
+
+),
+
+checked as (
+
+    select
+        *,
+        case
+            when payload_campaign_id is null then 'missing campaign_id'
+            when campaign_id is null then 'unparseable campaign_id'
+            when payload_user_id is null then 'missing user_id'
+            when user_id is null then 'unparseable user_id'
+            when start_date is null or end_date is null then 'missing dates'
+            when end_date < start_date then 'ends before it starts'
+        end as row_problem
+
+    from typed
+
+),
+
+ranked as (
+
+    select
+        *,
+        row_number() over (
+            partition by campaign_id, user_id
+            order by case when row_problem is null then 0 else 1 end, start_date, end_date
+        ) as copy_number
+
+    from checked
+
+),
+
+final as (
+
+    select
+        campaign_id,
+        user_id,
+        coalesce(campaign_type, 'unknown') as campaign_type,
+        start_date,
+        end_date,
+        coalesce(
+            row_problem,
+            case
+                when copy_number > 1 and campaign_id is not null and user_id is not null
+                    then 'duplicate campaign user'
+            end
+        ) as rejection_reason,
+        concat(
+            cast(campaign_id as {{ dbt.type_string() }}), '/',
+            cast(user_id as {{ dbt.type_string() }})
+        ) as natural_key,
+        case
+            when row_problem is not null
+                or (copy_number > 1 and campaign_id is not null and user_id is not null)
+                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
+        end as raw_payload,
+        {{ basketcast.load_ts() }} as loaded_at
+
+    from ranked
+
+)
+
+select * from final
