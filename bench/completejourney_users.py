@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from user_models import BASELINES, RESULTS, fmt  # noqa: E402
 
 from ml_jobs.config import Paths, quiet_environment  # noqa: E402
-from ml_jobs.users.backtest import UserModelsConfig, run_backtest, summarize  # noqa: E402
+from ml_jobs.users.backtest import UserModelsConfig, summarize  # noqa: E402
 from ml_jobs.users.job import load_inputs  # noqa: E402
 
 HEADING = "### User models on Complete Journey (bench/completejourney_users.py)"
@@ -91,16 +91,7 @@ def main() -> None:
     inputs = load_inputs(paths, config, console)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
-    metrics = run_backtest(
-        inputs.train_all,
-        inputs.labelled,
-        inputs.tests,
-        inputs.feature_names,
-        inputs.events,
-        inputs.catalog,
-        config,
-        console.log,
-    )
+    metrics = inputs.backtest(config, console.log)
     t_backtest = time.perf_counter() - t0
 
     everyone = summarize(metrics)

@@ -38,7 +38,6 @@ from ml_jobs.users import data
 from ml_jobs.users.backtest import (
     UserModelsConfig,
     fit_models,
-    run_backtest,
     score_models,
     summarize,
 )
@@ -206,17 +205,7 @@ def main() -> None:
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     kept: dict = {}
-    metrics = run_backtest(
-        inputs.train_all,
-        inputs.labelled,
-        inputs.tests,
-        inputs.feature_names,
-        inputs.events,
-        inputs.catalog,
-        config,
-        console.log,
-        keep=kept,
-    )
+    metrics = inputs.backtest(config, console.log, keep=kept)
     t_backtest = time.perf_counter() - t0
     dates = inputs.train_all.cutoff_ts.dt.date.to_numpy()
     t0 = time.perf_counter()

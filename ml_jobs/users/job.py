@@ -152,6 +152,25 @@ class Inputs:
     as_of: dt.date
     predict_ts: pd.Timestamp
 
+    def backtest(
+        self,
+        config: UserModelsConfig,
+        log=print,  # noqa: ANN001 - a print-like callable
+        keep: dict | None = None,
+    ) -> pd.DataFrame:
+        """The rolling backtest over the test cutoffs: long metric rows of every model."""
+        return run_backtest(
+            self.train_all,
+            self.labelled,
+            self.tests,
+            self.feature_names,
+            self.events,
+            self.catalog,
+            config,
+            log,
+            keep=keep,
+        )
+
 
 def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inputs:
     with console.status("loading events, catalogue and the training set"):
@@ -216,16 +235,7 @@ def run_user_models(
     timings["load_and_features"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    metrics = run_backtest(
-        inputs.train_all,
-        inputs.labelled,
-        inputs.tests,
-        inputs.feature_names,
-        inputs.events,
-        inputs.catalog,
-        config,
-        console.log,
-    )
+    metrics = inputs.backtest(config, console.log)
     timings["backtest"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
