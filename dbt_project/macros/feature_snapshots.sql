@@ -13,6 +13,53 @@
     {%- endif %}
 {%- endmacro %}
 {#-
+    Two CTEs, `grid_bounds` and `grid_days`: a gapless calendar (`grid_date`) over the windows
+    of the snapshots to build (the `snapshots` CTE) and their days. The snapshot models join
+    each entity's span onto it, so one row per entity-day carries the running window sums.
+-#}
+{% macro feature_grid_days() -%}
+grid_bounds as (
+
+    select
+        min(active_window_start) as first_day,
+        max(snapshot_date) as last_day
+
+    from snapshots
+
+),
+
+grid_days as (
+
+    select date_day as grid_date
+    from (
+        {{ basketcast.date_spine('grid_bounds', 'first_day', 'last_day') }}
+    ) as days
+
+)
+{%- endmacro %}
+
+{#-
+    The named windows of a feature snapshot model, over one row per `key` and `grid_date`:
+    `days_7`, `days_28` and `days_active` (the `feature_active_days` var) see the days before
+    the row's day, never the day itself.
+-#}
+{% macro feature_windows(key) -%}
+    {%- set active_days = var('feature_active_days') | int -%}
+    window
+        days_7 as (
+            partition by {{ key }} order by grid_date rows between 7 preceding and 1 preceding
+        ),
+        days_28 as (
+            partition by {{ key }} order by grid_date rows between 28 preceding and 1 preceding
+        ),
+        days_active as (
+            partition by {{ key }}
+            order by grid_date
+            rows between {{ active_days }} preceding and 1 preceding
+        )
+{%- endmacro %}
+
+{#-
     The post-hook of a feature export (marts.user_features, marts.item_features) on DuckDB:
     the model is a view over its stored snapshots and this writes it to
     $BASKETCAST_HOME/exports/<name>.parquet with one COPY. dbt-duckdb's `external`

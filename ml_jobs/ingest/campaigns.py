@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from ml_jobs.config import Paths
 from ml_jobs.generate.writer import clear_parquet
+from ml_jobs.ingest.raw_output import to_arrow
 
 CAMPAIGNS = "campaigns"
 CAMPAIGN_SCHEMA = pa.schema(
@@ -29,16 +30,7 @@ CAMPAIGN_SCHEMA = pa.schema(
 
 def write_campaigns(paths: Paths, frame: pd.DataFrame) -> int:
     """Replace `raw/campaigns/` with `frame` (the schema's columns); return rows written."""
-    missing = [f.name for f in CAMPAIGN_SCHEMA if f.name not in frame.columns]
-    if missing:
-        raise ValueError(f"campaigns: frame lacks contract columns {missing}")
-    arrays = []
-    for f in CAMPAIGN_SCHEMA:
-        column = frame[f.name]
-        if pa.types.is_date32(f.type):
-            column = pd.to_datetime(column).dt.date
-        arrays.append(pa.array(column, type=f.type, from_pandas=True))
-    table = pa.Table.from_arrays(arrays, schema=CAMPAIGN_SCHEMA)
+    table = to_arrow(frame, CAMPAIGNS, CAMPAIGN_SCHEMA)
     folder = paths.raw_table(CAMPAIGNS)
     clear_parquet(folder)
     pq.write_table(table, folder / "part-00000.parquet", compression="zstd")

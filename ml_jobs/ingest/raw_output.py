@@ -33,9 +33,10 @@ def stable_ids(values: pd.Series) -> pd.Series:
     return pd.Series(mapped[codes], index=values.index, dtype="int64")
 
 
-def to_arrow(frame: pd.DataFrame | None, table: str) -> pa.Table:
-    """A frame with the contract's columns (any order) as an Arrow table of exactly its schema."""
-    schema = SCHEMAS[table]
+def to_arrow(frame: pd.DataFrame | None, table: str, schema: pa.Schema | None = None) -> pa.Table:
+    """A frame with the contract's columns (any order) as an Arrow table of exactly its schema
+    (`schema`, or the raw contract's for `table`)."""
+    schema = schema or SCHEMAS[table]
     if frame is None or frame.empty:
         return schema.empty_table()
     missing = [f.name for f in schema if f.name not in frame.columns]

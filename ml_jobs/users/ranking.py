@@ -8,7 +8,7 @@ as `metrics.top_k` of the full matrix (ties by item index).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,14 +45,15 @@ class Ranked:
         )
 
 
-def batches(n: int, size: int = BATCH_USERS) -> list[np.ndarray]:
-    """Boolean row masks of consecutive batches of at most `size` rows (one, empty, for none)."""
-    out = [np.zeros(0, dtype=bool)] if n == 0 else []
+def batches(n: int, size: int = BATCH_USERS) -> Iterator[np.ndarray]:
+    """Boolean row masks of consecutive batches of at most `size` rows (one, empty, for none),
+    made one at a time: holding them all would cost n x n / size bytes."""
+    if n == 0:
+        yield np.zeros(0, dtype=bool)
     for start in range(0, n, size):
         mask = np.zeros(n, dtype=bool)
         mask[start : start + size] = True
-        out.append(mask)
-    return out
+        yield mask
 
 
 def rank_in_batches(

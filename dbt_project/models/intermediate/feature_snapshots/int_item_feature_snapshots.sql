@@ -50,25 +50,8 @@ reviews as (
 
 ),
 
-grid_bounds as (
-
-    select
-        min(active_window_start) as first_day,
-        max(snapshot_date) as last_day
-
-    from snapshots
-
-),
-
-grid_days as (
-
-    -- A gapless calendar over the windows of the snapshots to build and their days.
-    select date_day as grid_date
-    from (
-        {{ basketcast.date_spine('grid_bounds', 'first_day', 'last_day') }}
-    ) as days
-
-),
+-- A gapless calendar over the windows of the snapshots to build and their days.
+{{ basketcast.feature_grid_days() }},
 
 item_spans as (
 
@@ -127,18 +110,7 @@ rolled as (
         avg(price) over days_28 as avg_price_28d
 
     from item_days
-    window
-        days_7 as (
-            partition by item_id order by grid_date rows between 7 preceding and 1 preceding
-        ),
-        days_28 as (
-            partition by item_id order by grid_date rows between 28 preceding and 1 preceding
-        ),
-        days_active as (
-            partition by item_id
-            order by grid_date
-            rows between {{ active_days }} preceding and 1 preceding
-        )
+    {{ basketcast.feature_windows('item_id') }}
 
 ),
 

@@ -26,25 +26,8 @@ category_activity as (
 
 ),
 
-grid_bounds as (
-
-    select
-        min(active_window_start) as first_day,
-        max(snapshot_date) as last_day
-
-    from snapshots
-
-),
-
-grid_days as (
-
-    -- A gapless calendar over the windows of the snapshots to build and their days.
-    select date_day as grid_date
-    from (
-        {{ basketcast.date_spine('grid_bounds', 'first_day', 'last_day') }}
-    ) as days
-
-),
+-- A gapless calendar over the windows of the snapshots to build and their days.
+{{ basketcast.feature_grid_days() }},
 
 user_spans as (
 
@@ -111,18 +94,7 @@ rolled as (
         max(last_purchase_ts) over days_active as last_purchase_ts
 
     from user_days
-    window
-        days_7 as (
-            partition by user_id order by grid_date rows between 7 preceding and 1 preceding
-        ),
-        days_28 as (
-            partition by user_id order by grid_date rows between 28 preceding and 1 preceding
-        ),
-        days_active as (
-            partition by user_id
-            order by grid_date
-            rows between {{ active_days }} preceding and 1 preceding
-        )
+    {{ basketcast.feature_windows('user_id') }}
 
 ),
 

@@ -45,18 +45,7 @@ checked as (
 
 ),
 
-ranked as (
-
-    select
-        *,
-        row_number() over (
-            partition by campaign_id, user_id
-            order by case when row_problem is null then 0 else 1 end, start_date, end_date
-        ) as copy_number
-
-    from checked
-
-),
+{{ basketcast.rank_copies('checked', ['campaign_id', 'user_id'], ['start_date', 'end_date']) }},
 
 final as (
 
@@ -68,18 +57,14 @@ final as (
         end_date,
         coalesce(
             row_problem,
-            case
-                when copy_number > 1 and campaign_id is not null and user_id is not null
-                    then 'duplicate campaign user'
-            end
+            case when copy_number > 1 then 'duplicate campaign user' end
         ) as rejection_reason,
         concat(
             cast(campaign_id as {{ dbt.type_string() }}), '/',
             cast(user_id as {{ dbt.type_string() }})
         ) as natural_key,
         case
-            when row_problem is not null
-                or (copy_number > 1 and campaign_id is not null and user_id is not null)
+            when row_problem is not null or copy_number > 1
                 then {{ basketcast.json_payload(raw_columns, 'payload_') }}
         end as raw_payload,
         {{ basketcast.load_ts() }} as loaded_at
