@@ -9,6 +9,7 @@ Everything lives under one folder, ``$BASKETCAST_HOME`` (default ``./.basketcast
     feast/                         Feast registry and SQLite online store
     artifacts/<run_id>/            trained model files
     airflow/                       throwaway Airflow home for local DAG runs
+    tmp/                           where in-memory DuckDB reads spill past their memory limit
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Paths:
     @property
     def airflow(self) -> Path:
         return self.home / "airflow"
+
+    @property
+    def scratch(self) -> Path:
+        return self.home / "tmp"
 
     def env(self) -> dict[str, str]:
         """Environment that points dbt, Feast and Airflow tasks at this home."""

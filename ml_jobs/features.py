@@ -193,12 +193,13 @@ def apply(paths: Paths, online: str = "sqlite") -> list[str]:
     return [obj.name for obj in objects]
 
 
-def _count_entities(path: str, join_key: str, ts: str, start: datetime, end: datetime) -> int:
+def _count_entities(
+    paths: Paths, path: str, join_key: str, ts: str, start: datetime, end: datetime
+) -> int:
     """Entities with a snapshot in [start, end]: what one materialization writes online."""
-    import duckdb
+    from ml_jobs.warehouse import scratch_session
 
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with scratch_session(paths.scratch) as con:
         row = con.execute(
             f"SELECT count(DISTINCT {join_key}) FROM read_parquet(?) WHERE {ts} BETWEEN ? AND ?",
             [path, start, end],
@@ -207,19 +208,25 @@ def _count_entities(path: str, join_key: str, ts: str, start: datetime, end: dat
 
 
 @contextmanager
-def _offline_session() -> Iterator[None]:
-    """Close the in-memory DuckDB connection Feast's offline store opens through ibis.
+def _offline_session(paths: Paths) -> Iterator[None]:
+    """Give Feast's DuckDB offline store an in-memory session of ours, and close it after.
 
-    ibis keeps it in a module global; left open, duckdb reports it as leaked at exit. ibis's own
-    deprecation notices about duckdb's API are silenced here too: they are not ours to act on.
+    Feast reads the Parquet exports through ibis's default DuckDB backend, a module global.
+    Opening it here applies basketcast's out-of-core settings (memory limit, and spilling under
+    ``paths.scratch`` instead of ``./.tmp`` in the working directory); closing it keeps duckdb
+    from reporting a leaked connection at exit. ibis's own deprecation notices about duckdb's
+    API are silenced: they are not ours to act on.
     """
+    import ibis
+
+    from ml_jobs.warehouse import scratch_settings
+
+    ibis.options.default_backend = ibis.duckdb.connect(**scratch_settings(paths.scratch))
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
             yield
     finally:
-        import ibis
-
         backend = ibis.options.default_backend
         if backend is not None:
             backend.disconnect()
@@ -270,13 +277,15 @@ def materialize(
         if engine == "bulk":
             from ml_jobs.serving.bulk_write import materialize_view
 
-            written += materialize_view(store, view, view_start, end, batch_rows)
+            written += materialize_view(
+                store, view, view_start, end, batch_rows, scratch=paths.scratch
+            )
             continue
-        with _offline_session():
+        with _offline_session(paths):
             store.materialize(view_start, end, feature_views=[view.name])
         source = view.batch_source
         written += _count_entities(
-            source.path, view.join_keys[0], source.timestamp_field, view_start, end
+            paths, source.path, view.join_keys[0], source.timestamp_field, view_start, end
         )
     return written
 
@@ -355,7 +364,7 @@ def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> 
     )
     frame[_ROW_ORDER] = range(len(frame))
     feature_service = store.get_feature_service(service)
-    with _offline_session():
+    with _offline_session(paths):
         result = store.get_historical_features(
             entity_df=frame,
             features=feature_service,
@@ -378,7 +387,7 @@ def latest_offline_values(
     store must serve. ``ids=None`` returns every entity; ``as_of`` ignores later snapshots.
     One row per entity found, sorted by id, with every column of the export.
     """
-    import duckdb
+    from ml_jobs.warehouse import scratch_session
 
     if entity not in EXPORTS:
         raise ValueError(f"entity must be one of {sorted(EXPORTS)}, got {entity!r}")
@@ -399,6 +408,5 @@ def latest_offline_values(
         ) = 1
         ORDER BY {join_key}
     """
-    with duckdb.connect() as con:
-        con.execute("SET TimeZone = 'UTC'")
+    with scratch_session(paths.scratch) as con:
         return con.execute(query, params).df()

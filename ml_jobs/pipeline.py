@@ -36,8 +36,8 @@ def raw_data_end(paths: Paths) -> date:
         raise MissingInputError(f"no raw data under {paths.raw}")
     con = duckdb.connect()
     try:
-        glob = paths.raw_table("order_lines") / "*.parquet"
-        (newest,) = con.execute(f"select max(order_ts) from read_parquet('{glob}')").fetchone()
+        glob = str(paths.raw_table("order_lines") / "*.parquet")
+        (newest,) = con.execute("select max(order_ts) from read_parquet(?)", [glob]).fetchone()
     finally:
         con.close()
     if newest is None:

@@ -140,6 +140,24 @@ def duckdb_settings() -> dict[str, str | bool]:
     return settings
 
 
+def scratch_settings(scratch: Path) -> dict[str, str | bool]:
+    """`duckdb_settings()` plus a spill folder, for in-memory DuckDB sessions.
+
+    An in-memory DuckDB spills into `./.tmp` under the working directory by default; basketcast
+    points it at `scratch` (the home's `tmp/`) so a large read never writes where it runs from.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    return {**duckdb_settings(), "temp_directory": str(scratch)}
+
+
+@contextmanager
+def scratch_session(scratch: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory DuckDB (UTC session) that spills under `scratch`, closed on exit."""
+    with duckdb.connect(config=scratch_settings(scratch)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        yield con
+
+
 @contextmanager
 def connect(warehouse: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection that is always closed, so dbt can take the file next.

@@ -25,6 +25,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,7 @@ def read_newest(
     created_field: str = "created_ts",
     memory_limit: str = "1GB",
     key_order: bool = False,
+    scratch: Path | None = None,
 ) -> Iterator[Batch]:
     """Stream the newest snapshot per entity with ``timestamp_field`` in [start, end].
 
@@ -90,7 +92,7 @@ def read_newest(
     bytes, lowest byte first), the order of the SQLite store's indexes: every batch then
     appends at the end of the B-trees instead of touching pages all over them, which keeps
     SQLite fast once the table outgrows its page cache. DuckDB sorts out of core, within
-    ``memory_limit``.
+    ``memory_limit``, spilling under ``scratch`` (default: DuckDB's ``./.tmp``).
     """
     import duckdb
 
@@ -112,7 +114,11 @@ def read_newest(
         ) = 1
         {order}
     """
-    with duckdb.connect(config={"memory_limit": memory_limit, "threads": 2}) as con:
+    config: dict[str, str | int] = {"memory_limit": memory_limit, "threads": 2}
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(scratch)
+    with duckdb.connect(config=config) as con:
         con.execute("SET TimeZone = 'UTC'")
         reader = con.sql(query, params=[path, start, end]).to_arrow_reader(batch_rows)
         for record in reader:
@@ -225,12 +231,14 @@ def materialize_view(
     end: datetime,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     progress: Callable[[int], Any] | None = None,
+    scratch: Path | None = None,
 ) -> int:
     """Write ``view``'s newest snapshots in [start, end] online and record the interval.
 
     The same result as ``store.materialize(start, end, [view.name])`` (the registry's
     materialization intervals included, so incremental runs continue from ``end``), in
-    batches of ``batch_rows`` entities. Returns the number of entities written.
+    batches of ``batch_rows`` entities, spilling sorts under ``scratch``. Returns the number
+    of entities written.
     """
     from ml_jobs.serving.layout import view_layout
 
@@ -246,6 +254,7 @@ def materialize_view(
             source.timestamp_field,
             source.created_timestamp_column,
             key_order=store.config.online_store.type == "sqlite",
+            scratch=scratch,
         ),
         progress,
     )

@@ -1,0 +1,66 @@
+"""Out-of-core settings: DuckDB sessions of ml_jobs honour the memory limit and spill under the
+basketcast home, never into the working directory they run from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml_jobs import features
+from ml_jobs.config import Paths
+from ml_jobs.warehouse import connect, duckdb_settings, scratch_session
+
+
+def test_settings_follow_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("BASKETCAST_DUCKDB_PRESERVE_ORDER", raising=False)
+    assert duckdb_settings() == {}
+    monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "512MB")
+    monkeypatch.setenv("BASKETCAST_DUCKDB_PRESERVE_ORDER", "false")
+    assert duckdb_settings() == {"memory_limit": "512MB", "preserve_insertion_order": False}
+
+
+def test_warehouse_connection_applies_the_memory_limit(
+    home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "256MB")
+    with connect(home.warehouse) as con:
+        (limit,) = con.execute("select current_setting('memory_limit')").fetchone()
+    assert limit.startswith("244.1 MiB")  # 256 MB in DuckDB's binary units
+
+
+def test_in_memory_session_spills_under_the_home(
+    home: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "64MB")
+    with scratch_session(home.scratch) as con:
+        # ~320 MB of rows in a 64 MB session: DuckDB must evict blocks to its temp files.
+        con.execute("create table t as select range as i, random() as r from range(20000000)")
+        files = con.execute("select path from duckdb_temporary_files()").fetchall()
+        spilled = [Path(path) for (path,) in files]
+        (rows,) = con.execute("select count(*) from t").fetchone()
+    assert rows == 20_000_000
+    assert spilled, "the session did not spill at all"
+    assert all(p.parent == home.scratch for p in spilled)
+    assert not (workdir / ".tmp").exists()
+    assert list(home.scratch.iterdir()) == []  # DuckDB removes its files on close
+
+
+def test_feast_offline_session_spills_under_the_home(
+    home: Paths, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ibis
+
+    monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "300MB")
+    with features._offline_session(home):
+        backend = ibis.get_backend()
+        settings = backend.raw_sql(
+            "select current_setting('temp_directory'), current_setting('memory_limit')"
+        ).fetchone()
+    assert settings[0] == str(home.scratch)
+    assert settings[1].startswith("286.1 MiB")
+    assert ibis.options.default_backend is None  # closed again
