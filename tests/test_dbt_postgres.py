@@ -22,7 +22,9 @@ import pytest
 from ml_jobs import dbt_runner
 from ml_jobs.config import RAW_TABLES, Paths
 from ml_jobs.generate import ShopConfig, generate_shop
+from ml_jobs.ingest.campaigns import write_campaigns
 from ml_jobs.ingest.postgres import PostgresSettings, create_database, drop_database, load_raw
+from ml_jobs.ingest.raw_output import write_raw
 from ml_jobs.warehouse import connect
 
 SHOP = ShopConfig(users=40, items=8, days=20)
@@ -46,6 +48,8 @@ TABLES = [
     "intermediate.int_review_sentiment",
     "intermediate.int_user_daily_category_activity",
     "ml.ml_user_propensity_labels",
+    "staging.stg_shop__campaigns",
+    "marts.fct_user_campaigns",
 ]
 
 
@@ -57,6 +61,24 @@ def settings() -> PostgresSettings:
         user=base.user,
         password=base.password,
         database=f"basketcast_test_{os.getpid()}",
+    )
+
+
+def add_campaigns(paths: Paths) -> None:
+    """The optional campaigns table: three users in two campaigns, and one bad row."""
+    users = sorted(set(pq.read_table(paths.raw_table("order_lines"))["user_id"].to_pylist()))[:3]
+    day = pd.Timestamp("2026-01-05").date()
+    write_campaigns(
+        paths,
+        pd.DataFrame(
+            {
+                "campaign_id": [1, 1, 2, 2],
+                "user_id": [users[0], users[1], users[2], users[0]],
+                "campaign_type": ["Type A", "Type A", "Type B", "Type B"],
+                "start_date": [day, day, day, day],
+                "end_date": [day + pd.Timedelta(days=9)] * 3 + [day - pd.Timedelta(days=1)],
+            }
+        ),
     )
 
 
@@ -92,8 +114,9 @@ def builds(
                 patch.setenv(key, value)
             generate_shop(SHOP, module_home)
             add_bad_rows(module_home)
+            add_campaigns(module_home)
             loaded = load_raw(module_home, pg)
-            assert set(loaded) == set(RAW_TABLES) and loaded["events"] > 1000
+            assert set(loaded) == {*RAW_TABLES, "campaigns"} and loaded["events"] > 1000
             dbt_runner.build_warehouse(module_home)
             dbt_runner.run_dbt(POSTGRES_BUILD, module_home, target="postgres")
             yield module_home, pg
@@ -148,7 +171,11 @@ def test_every_table_has_the_same_rows(builds: tuple[Paths, PostgresSettings]) -
            group by 1, 2 order by 1, 2""",
     )
     assert_same(d, p)
-    assert set(d["rejection_reason"]) == {"duplicate event_id", "unknown event_type"}
+    assert set(d["rejection_reason"]) == {
+        "duplicate event_id",
+        "unknown event_type",
+        "ends before it starts",
+    }
 
 
 def test_item_daily_demand_sums_per_item(builds: tuple[Paths, PostgresSettings]) -> None:
@@ -230,3 +257,21 @@ def test_incremental_rebuild_on_postgres_changes_nothing(
     assert_same(postgres(pg, sql), before)
     loads = postgres(pg, "select count(distinct load_id) as n from audit.reconciliation")
     assert loads.iloc[0, 0] == 2
+
+
+def test_an_optional_raw_table_the_home_lacks_is_dropped_on_reload(
+    builds: tuple[Paths, PostgresSettings], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    paths, pg = builds
+    reload = Paths(tmp_path_factory.mktemp("reload"))
+    generate_shop(ShopConfig(users=20, items=3, days=10), reload)
+    tables = "select table_name from information_schema.tables where table_schema = 'reload'"
+    add_campaigns(reload)
+    assert load_raw(reload, pg, schema="reload")["campaigns"] == 4
+    assert "campaigns" in set(postgres(pg, tables)["table_name"])
+    # Another dataset written into the same home (an ingest adapter without campaigns): the
+    # old campaigns go with the data they came with, on disk and then in Postgres.
+    write_raw(reload, {t: pq.read_table(reload.raw_table(t)).to_pandas() for t in RAW_TABLES})
+    assert not any(reload.raw_table("campaigns").glob("*.parquet"))
+    assert "campaigns" not in load_raw(reload, pg, schema="reload")
+    assert set(postgres(pg, tables)["table_name"]) == set(RAW_TABLES)

@@ -3,7 +3,9 @@
 DuckDB reads `$BASKETCAST_HOME/raw/<table>/*.parquet` in place; Postgres cannot, so
 `dbt build --target postgres` reads `raw.<table>` instead. `load_raw` (re)creates those tables
 with the contract's column types (docs/contracts.md, section 1) and streams every file in with
-COPY, one table per transaction. The connection settings are the ones dbt's profile reads.
+COPY, one table per transaction. Optional raw tables (`campaigns`) are loaded when the home holds
+them and dropped from Postgres when it does not, so dbt builds their models empty there as it
+does on DuckDB. The connection settings are the ones dbt's profile reads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from rich.progress import Progress
 
-from ml_jobs.config import RAW_TABLES, Paths
+from ml_jobs.config import OPTIONAL_RAW_TABLES, RAW_TABLES, Paths
 
 RAW_SCHEMA = "raw"
 BATCH_ROWS = 200_000
@@ -114,17 +116,29 @@ def _csv_chunks(files: list[Path]) -> Iterator[tuple[int, bytes]]:
 def load_raw(
     paths: Paths,
     settings: PostgresSettings | None = None,
-    tables: Iterable[str] = RAW_TABLES,
+    tables: Iterable[str] | None = None,
     schema: str = RAW_SCHEMA,
 ) -> dict[str, int]:
     """Replace `<schema>.<table>` with the rows of `paths.raw/<table>/*.parquet` for every
-    table; returns the rows loaded per table."""
+    table; returns the rows loaded per table.
+
+    By default: every contract table, plus each optional table the home has files for; an
+    optional table without files is dropped from `schema`, so no stale rows from an earlier
+    load remain.
+    """
     settings = settings or PostgresSettings.from_env()
+    absent_optional: list[str] = []
+    if tables is None:
+        present = [t for t in OPTIONAL_RAW_TABLES if any(paths.raw_table(t).glob("*.parquet"))]
+        absent_optional = [t for t in OPTIONAL_RAW_TABLES if t not in present]
+        tables = [*RAW_TABLES, *present]
     loaded: dict[str, int] = {}
     con = settings.connect()
     try:
         with con.cursor() as cur:
             cur.execute(f'create schema if not exists "{schema}"')
+            for table in absent_optional:
+                cur.execute(f'drop table if exists "{schema}"."{table}"')
         con.commit()
         with Progress(transient=True) as progress:
             for table in tables:

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ml_jobs.config import RAW_TABLES, Paths
+from ml_jobs.config import OPTIONAL_RAW_TABLES, RAW_TABLES, Paths
 from ml_jobs.generate.writer import SCHEMAS, clear_parquet
 
 _MASK63 = (1 << 63) - 1
@@ -54,7 +54,11 @@ def to_arrow(frame: pd.DataFrame | None, table: str, schema: pa.Schema | None = 
 
 
 def write_raw(paths: Paths, tables: dict[str, pd.DataFrame | None]) -> dict[str, int]:
-    """Replace every raw table with `tables` (absent ones empty); return rows per table."""
+    """Replace every raw table with `tables` (absent ones empty); return rows per table.
+
+    Files of optional raw tables (campaigns) are removed too: they belonged to the data this
+    replaces. An adapter that has them writes them after this call.
+    """
     unknown = sorted(set(tables) - set(RAW_TABLES))
     if unknown:
         raise ValueError(f"not raw contract tables: {unknown}; expected some of {RAW_TABLES}")
@@ -65,4 +69,7 @@ def write_raw(paths: Paths, tables: dict[str, pd.DataFrame | None]) -> dict[str,
         clear_parquet(folder)
         pq.write_table(arrow, folder / "part-00000.parquet", compression="zstd")
         rows[name] = arrow.num_rows
+    for name in OPTIONAL_RAW_TABLES:
+        if paths.raw_table(name).exists():
+            clear_parquet(paths.raw_table(name))
     return rows
