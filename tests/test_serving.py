@@ -348,6 +348,20 @@ def test_scoring_endpoints_require_the_api_key(
     assert keyed.get("/health").status_code == 200  # probes need no key
 
 
+def test_a_malformed_body_without_the_key_is_refused_as_unauthorised(keyed: TestClient) -> None:
+    for body in ({"entity": "user"}, "{not json"):
+        sent = {"json": body} if isinstance(body, dict) else {"content": body}
+        response = keyed.post("/features", headers={"content-type": "application/json"}, **sent)
+        assert response.status_code == 401
+        assert "missing API key" in response.json()["detail"]
+        keyed_response = keyed.post(
+            "/features",
+            headers={"content-type": "application/json", "x-api-key": API_KEY},
+            **sent,
+        )
+        assert keyed_response.status_code == 422  # with the key: what to fix in the body
+
+
 def test_api_key_is_taken_from_the_environment_and_must_be_long(
     home: Paths, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -69,10 +69,21 @@ def create_app(config: ServeConfig, reader: OnlineReader | None = None) -> FastA
     app = FastAPI(title="basketcast", summary="online features and demand predictions")
     app.state.reader = reader
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
-    scoring = [Depends(api_key_checker(config.api_key))]
+    check_key = api_key_checker(config.api_key)
+    scoring = [Depends(check_key)]
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI parses a body before it runs dependencies: a caller without the key learns
+        # that first (401), not how to fix a body it may not send at all.
+        try:
+            check_key(request)
+        except HTTPException as denied:
+            return JSONResponse(
+                status_code=denied.status_code,
+                content={"detail": denied.detail},
+                headers=denied.headers,
+            )
         problems = [_describe(e) for e in error.errors()]
         return JSONResponse(status_code=422, content={"detail": "; ".join(problems)})
 
