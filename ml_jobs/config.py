@@ -5,7 +5,8 @@ Everything lives under one folder, ``$BASKETCAST_HOME`` (default ``./.basketcast
     raw/<table>/*.parquet          raw input contract (generator or ingest adapters write here)
     truth/item_daily_demand/       true expected demand (synthetic data only)
     warehouse.duckdb               the DuckDB warehouse dbt builds and ml_jobs writes back to
-    exports/<table>.parquet        feature tables dbt exports for Feast's offline store
+    exports/<table>/<YYYY-MM>.parquet  feature tables dbt exports for Feast's offline store,
+                                   one file per month of snapshots (read as a glob)
     feast/                         Feast registry and SQLite online store
     artifacts/<run_id>/            trained model files
     airflow/                       throwaway Airflow home for local DAG runs
@@ -80,6 +81,14 @@ class Paths:
     @property
     def exports(self) -> Path:
         return self.home / "exports"
+
+    def export_dir(self, table: str) -> Path:
+        """Folder of one feature export: one Parquet file per month of feature_ts."""
+        return self.exports / table
+
+    def export_files(self, table: str) -> str:
+        """Glob of one feature export's Parquet files, as DuckDB and Feast read it."""
+        return str(self.export_dir(table) / "*.parquet")
 
     @property
     def feast(self) -> Path:

@@ -422,8 +422,14 @@ def test_feature_exports_follow_the_contract(shop: Paths) -> None:
     _, last_day = data_window(shop)
     newest = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC)
     for name, columns in (("user_features", USER_FEATURES), ("item_features", ITEM_FEATURES)):
-        path = shop.exports / f"{name}.parquet"
-        table = pq.read_table(path)
+        months = sorted(shop.export_dir(name).glob("????-??.parquet"))
+        assert months
+        for path in months:  # one file per month of feature_ts, rows in key order
+            month = pq.read_table(path)
+            assert {f"{ts:%Y-%m}" for ts in month.column("feature_ts").to_pylist()} == {path.stem}
+            order = month.select(["feature_ts", name.replace("features", "id")]).to_pylist()
+            assert order == sorted(order, key=lambda row: tuple(row.values()))
+        table = pq.read_table(shop.export_dir(name))
         assert table.schema.names == list(columns)
         for column, dtype in columns.items():
             assert table.schema.field(column).type == dtype, f"{name}.{column}"

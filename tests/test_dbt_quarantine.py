@@ -47,6 +47,11 @@ def write_extra(paths: Paths, table: str, rows: pd.DataFrame, name: str) -> None
     )
 
 
+def export_files(paths: Paths, name: str) -> dict[str, bytes]:
+    """The files of one feature export (exports/<name>/), by file name."""
+    return {path.name: path.read_bytes() for path in paths.export_dir(name).iterdir()}
+
+
 def variants(base: pd.Series, changes: list[dict[str, Any]]) -> pd.DataFrame:
     """One copy of `base` per dict of column changes."""
     return pd.DataFrame([{**base.to_dict(), **change} for change in changes])
@@ -278,16 +283,14 @@ def test_incremental_events(shop: tuple[Paths, dict]) -> None:
     snapshot = "select * exclude (loaded_at) from staging.base_shop__events order by all"
     before = frame(paths, snapshot)
     demand = frame(paths, "select * from marts.fct_item_daily_demand order by all")
-    exports = {name: pq.read_table(paths.exports / f"{name}.parquet") for name in FEATURES}
+    exports = {name: export_files(paths, name) for name in FEATURES}
     dbt_runner.build_warehouse(paths)
     pd.testing.assert_frame_equal(frame(paths, snapshot), before)
     pd.testing.assert_frame_equal(
         frame(paths, "select * from marts.fct_item_daily_demand order by all"), demand
     )
-    for name, table in exports.items():  # recomputed newest snapshots come out the same
-        again = pq.read_table(paths.exports / f"{name}.parquet")
-        keys = [(f"{name.split('_')[0]}_id", "ascending"), ("feature_ts", "ascending")]
-        assert again.sort_by(keys).equals(table.sort_by(keys)), name
+    for name, files in exports.items():  # recomputed newest snapshots: the same files
+        assert export_files(paths, name) == files, name
     assert query(paths, "select count(distinct load_id) from audit.reconciliation")[0][0] == 2
 
     last_day = before.loc[before["rejection_reason"].isna(), "event_date"].max()
@@ -312,6 +315,34 @@ def test_incremental_events(shop: tuple[Paths, dict]) -> None:
              and source_table = 'events'""",
     ).iloc[0]
     assert rec.rows_in == rec.rows_clean + rec.rows_rejected == len(raw(paths, "events"))
+
+
+def test_exports_rewrite_only_recent_months(shop: tuple[Paths, dict]) -> None:
+    """A run rewrites the months from its reload window on and leaves older files alone; a
+    full refresh empties the folder first, so files of months without rows are gone."""
+    paths, _ = shop
+    folder = paths.export_dir("user_features")
+    months = sorted(folder.glob("????-??.parquet"))
+    stale = folder / "1999-01.parquet"  # a month before the data: no snapshot rows
+    stale.write_bytes(months[-1].read_bytes())
+    empty = folder / "empty_0.parquet"
+    empty.unlink()  # gone from the export, back after the full refresh
+    before = export_files(paths, "user_features")
+
+    dbt_runner.run_dbt(["run", "--select", "user_features"], paths)
+    assert export_files(paths, "user_features") == before  # only the newest month, unchanged
+
+    dbt_runner.run_dbt(["run", "--select", "user_features", "--full-refresh"], paths)
+    after = export_files(paths, "user_features")
+    assert sorted(after) == sorted({*before, empty.name} - {stale.name})
+    assert pq.read_metadata(empty).num_rows == 0
+    for month in months:
+        assert after[month.name] == before[month.name]
+    exported = pq.read_table(folder).sort_by(
+        [("user_id", "ascending"), ("feature_ts", "ascending")]
+    )
+    stored = frame(paths, "select * from marts.user_features order by user_id, feature_ts")
+    pd.testing.assert_frame_equal(exported.to_pandas(), stored, check_dtype=False)
 
 
 def test_docs_generate_describes_every_model(shop: tuple[Paths, dict], dbt_files: Path) -> None:

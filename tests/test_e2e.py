@@ -131,7 +131,7 @@ def test_online_features_equal_newest_offline_values(shop: Paths) -> None:
 
     users = query(
         shop,
-        f"""select user_id from read_parquet('{shop.exports}/user_features.parquet')
+        f"""select user_id from read_parquet('{shop.export_files("user_features")}')
             group by user_id order by count(*) desc limit 3""",
     )["user_id"].tolist()
     online = features.online_features(shop, "user", users).set_index("user_id").sort_index()

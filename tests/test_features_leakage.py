@@ -70,12 +70,13 @@ def test_random_rows_get_exactly_what_was_known(tmp_path, monkeypatch: pytest.Mo
     for key, value in QUIET_ENV.items():
         monkeypatch.setenv(key, value)
     paths = Paths(home.resolve())
-    paths.exports.mkdir(parents=True)
+    for name in ("user_features", "item_features"):
+        paths.export_dir(name).mkdir(parents=True)
     versions = _versions(rng)
     # Backfills are appended after everything else, as a late re-export would write them.
     versions.sort(key=lambda row: row["created_ts"])
-    _write(paths.exports / "user_features.parquet", versions, USER_COLUMNS)
-    _write(paths.exports / "item_features.parquet", [], ITEM_COLUMNS)  # unused here
+    _write(paths.export_dir("user_features") / "snapshots.parquet", versions, USER_COLUMNS)
+    _write(paths.export_dir("item_features") / "snapshots.parquet", [], ITEM_COLUMNS)  # unused
     features.apply(paths)
 
     span_minutes = (DAYS + 3) * 24 * 60

@@ -60,16 +60,28 @@ grid_days as (
 {%- endmacro %}
 
 {#-
-    The post-hook of a feature export (marts.user_features, marts.item_features) on DuckDB:
-    the model is a view over its stored snapshots and this writes it to
-    $BASKETCAST_HOME/exports/<name>.parquet with one COPY. dbt-duckdb's `external`
-    materialization first copied the rows into a staging table in the warehouse file and
-    counted them, most of a one-day run's export time.
+    How a feature snapshot model sums its windows in this run:
+    - 'running': window sums over a gapless calendar of entity-days (feature_grid_days,
+      feature_windows), each day's sums computed once. Cheapest when every calendar day is a
+      snapshot and all are built: a full build at a one-day cadence.
+    - 'join': each snapshot joins the days its windows see, one row per day and snapshot that
+      sees it. Cheapest when few snapshots are built (an incremental run builds the newest
+      days: the calendar would need 90 days per entity for each) or they are far apart.
+    'auto' (the var `feature_window_method`) takes 'running' for a full build at a one-day
+    cadence and 'join' otherwise. Both give the same rows; the unit tests run each.
+    int_user_feature_snapshots picks its way by this; int_item_feature_snapshots, with far
+    fewer entities, always takes running sums.
 -#}
-{% macro feature_export_hooks(name) -%}
-    {%- if target.type != 'duckdb' -%}
-        {{ return([]) }}
+{% macro feature_window_method() -%}
+    {%- set method = var('feature_window_method') -%}
+    {%- if method == 'auto' -%}
+        {%- set daily = var('feature_snapshot_days') | int == 1 -%}
+        {%- set method = 'running' if daily and not is_incremental() else 'join' -%}
     {%- endif -%}
-    {%- set location = env_var('BASKETCAST_HOME', '.basketcast') ~ '/exports/' ~ name ~ '.parquet' -%}
-    {{ return(["copy (select * from {{ this }}) to '" ~ location ~ "' (format parquet)"]) }}
+    {%- if method not in ('running', 'join') -%}
+        {{ exceptions.raise_compiler_error(
+            "feature_window_method must be auto, running or join, got " ~ method
+        ) }}
+    {%- endif -%}
+    {{ return(method) }}
 {%- endmacro %}

@@ -1,13 +1,13 @@
 {{
     config(
         materialized='view' if target.type == 'duckdb' else 'table',
-        post_hook=basketcast.feature_export_hooks('item_features'),
+        post_hook=basketcast.feature_export_hooks('item_features', 'item_id'),
     )
 }}
 
--- The export Feast reads ($BASKETCAST_HOME/exports/item_features.parquet on DuckDB, written by
--- the post-hook): the stored snapshots (int_item_feature_snapshots), without the
--- slot they are replaced by.
+-- The export Feast reads ($BASKETCAST_HOME/exports/item_features/<YYYY-MM>.parquet on DuckDB,
+-- written month by month by the post-hook, macros/feature_exports.sql): the stored snapshots
+-- (int_item_feature_snapshots), without the slot they are replaced by.
 select
     item_id,
     feature_ts,

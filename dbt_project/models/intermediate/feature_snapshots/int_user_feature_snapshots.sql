@@ -1,10 +1,13 @@
 {#-
     The user feature snapshots, stored for the export `user_features`. Incremental by
     snapshot slot (the folder's config in dbt_project.yml): a run computes only the snapshot
-    days `snapshots_to_build()` returns and replaces their slots.
+    days `snapshots_to_build()` returns and replaces their slots. The windows are summed one
+    of two ways, `feature_window_method()`: running sums over a gapless user-day calendar on a
+    full daily build, a join of each snapshot to the days it sees otherwise (few snapshots).
 -#}
 
 {%- set active_days = var('feature_active_days') | int %}
+{%- set method = basketcast.feature_window_method() %}
 
 with
 
@@ -25,6 +28,8 @@ category_activity as (
     select * from {{ ref('int_user_daily_category_activity') }}
 
 ),
+
+{% if method == 'running' %}
 
 -- A gapless calendar over the windows of the snapshots to build and their days.
 {{ basketcast.feature_grid_days() }},
@@ -127,24 +132,62 @@ aggregated as (
 
 ),
 
-category_windowed as (
+{% else %}
 
-    -- The user's item events and purchases per category over the 28 days before D (recent
-    -- interest; a 90-day window would triple the rows this join expands to).
+windowed as (
+
+    -- Each snapshot D sees a user's days from D - 90 to D - 1: nothing from D itself. One
+    -- row per activity day and snapshot that sees it: few when few snapshots are built.
     select
+        snapshots.snapshot_slot,
         snapshots.feature_ts,
-        category_activity.user_id,
-        category_activity.category_id,
-        sum(category_activity.item_events) as item_events,
-        sum(category_activity.purchases) as purchases
+        activity.user_id,
+        activity.activity_date >= snapshots.window_7d_start as in_7d,
+        activity.activity_date >= snapshots.window_28d_start as in_28d,
+        activity.views,
+        activity.carts,
+        activity.purchases,
+        activity.spend,
+        activity.orders,
+        activity.units,
+        activity.last_purchase_ts
 
     from snapshots
-    inner join category_activity
-        on category_activity.activity_date < snapshots.snapshot_date
-        and category_activity.activity_date >= snapshots.window_28d_start
-    group by snapshots.feature_ts, category_activity.user_id, category_activity.category_id
+    inner join activity
+        on activity.activity_date < snapshots.snapshot_date
+        and activity.activity_date >= snapshots.active_window_start
 
 ),
+
+aggregated as (
+
+    select
+        user_id,
+        feature_ts,
+        snapshot_slot,
+        sum(case when in_7d then views else 0 end) as views_7d,
+        sum(case when in_7d then carts else 0 end) as carts_7d,
+        sum(case when in_7d then purchases else 0 end) as purchases_7d,
+        sum(case when in_28d then views else 0 end) as views_28d,
+        sum(case when in_28d then carts else 0 end) as carts_28d,
+        sum(case when in_28d then purchases else 0 end) as purchases_28d,
+        sum(purchases) as purchases_90d,
+        sum(views) as views_90d,
+        sum(carts) as carts_90d,
+        sum(orders) as orders_90d,
+        sum(units) as units_90d,
+        sum(spend) as spend_90d,
+        max(last_purchase_ts) as last_purchase_ts,
+        sum(case when in_28d then 1 else 0 end) as active_days_28d
+
+    from windowed
+    group by user_id, feature_ts, snapshot_slot
+
+),
+
+{% endif %}
+
+{{ basketcast.user_category_windows(method) }},
 
 category_shares as (
 
@@ -213,8 +256,10 @@ final as (
         cast(orders_90d as bigint) as orders_90d,
         cast(units_90d as {{ basketcast.type_double() }}) / nullif(orders_90d, 0)
             as avg_basket_units_90d,
-        {{ basketcast.round_double('spend_90d / nullif(orders_90d, 0)', 6) }}
-            as avg_order_value_90d,
+        -- From the spend rounded to the cent: equal whichever order the spend was summed in.
+        {{ basketcast.round_double(
+            basketcast.round_double('spend_90d', 2) ~ ' / nullif(orders_90d, 0)', 6
+        ) }} as avg_order_value_90d,
         {{ basketcast.round_double('top_category_share_28d', 9) }} as top_category_share_28d,
         {{ basketcast.round_double('category_entropy_28d', 9) }} as category_entropy_28d,
         cast(coalesce(categories_28d, 0) as bigint) as categories_28d,
