@@ -4,10 +4,15 @@ The CLI, the Airflow DAGs and the tests call these. The definitions live in ``fe
 (Feast template layout); ``feature_store.yaml`` serves online from SQLite and
 ``feature_store.redis.yaml`` from Redis. Both read the Parquet snapshots dbt exports to
 ``$BASKETCAST_HOME/exports`` and keep the registry in ``$BASKETCAST_HOME/feast``.
+``offline="spark"`` (``feature_store.spark.yaml``, see ml_jobs.features_spark) reads the
+tables ``dbt run --target spark`` builds through Feast's Spark offline store instead, for
+``apply`` and point-in-time training reads, with a registry and SQLite online store of its own.
 
 Environment:
     BASKETCAST_HOME           set from ``Paths.home`` by every function here (Feast expands it
                               in the YAML, and the data sources build their paths from it).
+    BASKETCAST_OFFLINE_STORE  set from ``offline`` while feature_repo/ is imported: ``spark``
+                              makes data_sources.py declare Spark tables as sources.
     BASKETCAST_REDIS          Redis connection string for ``online="redis"``; defaults to
                               ``127.0.0.1:6379``.
     BASKETCAST_FEAST_PROJECT  optional project name in place of ``basketcast``: Redis keys
@@ -25,12 +30,12 @@ import os
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs.config import FEATURE_REPO_DIR, Paths, quiet_environment
+from ml_jobs.feature_contract import raise_problems, source_problems
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,15 +46,18 @@ ONLINE_STORES = {
     "redis": "feature_store.redis.yaml",
 }
 DEFAULT_REDIS = "127.0.0.1:6379"
+# Offline store -> its configuration, for the online stores it is combined with.
+OFFLINE_STORES = {"duckdb": ONLINE_STORES, "spark": {"sqlite": "feature_store.spark.yaml"}}
 
 # The definition modules of feature_repo/, in dependency order. They import each other by bare
 # name (``from entities import user``), as the Feast CLI loads them.
 REPO_MODULES = ("entities", "data_sources", "feature_views", "feature_services")
 
-# Entity name -> (join key, exported Parquet file), per docs/contracts.md section 2.
+# Entity name -> (join key, export), per docs/contracts.md section 2; the export's files are
+# Paths.export_files(export).
 EXPORTS = {
-    "user": ("user_id", "user_features.parquet"),
-    "item": ("item_id", "item_features.parquet"),
+    "user": ("user_id", "user_features"),
+    "item": ("item_id", "item_features"),
 }
 TIMESTAMP_FIELD = "feature_ts"
 CREATED_FIELD = "created_ts"
@@ -68,30 +76,35 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def feature_store(paths: Paths, online: str = "sqlite") -> FeatureStore:
+def feature_store(paths: Paths, online: str = "sqlite", offline: str = "duckdb") -> FeatureStore:
     """The basketcast FeatureStore under ``paths.home``, serving online from ``online``.
 
-    ``online`` is ``"sqlite"`` (embedded default) or ``"redis"``.
+    ``online`` is ``"sqlite"`` (embedded default) or ``"redis"``. ``offline`` is ``"duckdb"``
+    (default: the Parquet exports) or ``"spark"`` (the Spark-built tables; SQLite online only).
     """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
 
-    if online not in ONLINE_STORES:
-        raise ValueError(f"online must be one of {sorted(ONLINE_STORES)}, got {online!r}")
+    if offline not in OFFLINE_STORES:
+        raise ValueError(f"offline must be one of {sorted(OFFLINE_STORES)}, got {offline!r}")
+    files = OFFLINE_STORES[offline]
+    if online not in files:
+        raise ValueError(f"online must be one of {sorted(files)} with {offline}, got {online!r}")
     _prepare_environment(paths)
     paths.feast.mkdir(parents=True, exist_ok=True)
-    config = load_repo_config(FEATURE_REPO_DIR, FEATURE_REPO_DIR / ONLINE_STORES[online])
+    config = load_repo_config(FEATURE_REPO_DIR, FEATURE_REPO_DIR / files[online])
     project = os.environ.get("BASKETCAST_FEAST_PROJECT")
     if project:
         config.project = project
     return FeatureStore(repo_path=str(FEATURE_REPO_DIR), config=config)
 
 
-def definitions(paths: Paths) -> list[Any]:
+def definitions(paths: Paths, offline: str = "duckdb") -> list[Any]:
     """Fresh Feast objects from feature_repo/: entities, sources, views, services, in order.
 
     The modules are executed anew on every call, with BASKETCAST_HOME pointing at
-    ``paths.home``, because the data sources resolve their Parquet paths at import time.
+    ``paths.home``, because the data sources resolve their Parquet paths at import time, and
+    BASKETCAST_OFFLINE_STORE set to ``offline``, which picks the kind of source.
     Whatever was in ``sys.modules`` under the same bare names is put back afterwards.
     """
     from feast import Entity, FeatureService, FeatureView
@@ -99,10 +112,16 @@ def definitions(paths: Paths) -> list[Any]:
 
     _prepare_environment(paths)
     saved = {name: sys.modules.pop(name) for name in REPO_MODULES if name in sys.modules}
+    previous = os.environ.get("BASKETCAST_OFFLINE_STORE")
+    os.environ["BASKETCAST_OFFLINE_STORE"] = offline
     sys.path.insert(0, str(FEATURE_REPO_DIR))
     try:
         modules = [importlib.import_module(name) for name in REPO_MODULES]
     finally:
+        if previous is None:
+            os.environ.pop("BASKETCAST_OFFLINE_STORE")
+        else:
+            os.environ["BASKETCAST_OFFLINE_STORE"] = previous
         sys.path.remove(str(FEATURE_REPO_DIR))
         for name in REPO_MODULES:
             sys.modules.pop(name, None)
@@ -117,67 +136,30 @@ def definitions(paths: Paths) -> list[Any]:
     return found
 
 
-def _source_problems(views: Iterable[Any], missing_ok: bool) -> list[str]:
-    """How each view's Parquet file disagrees with the view's declared columns and types.
-
-    Feast checks neither at apply time; a missing column fails later, and a wrong type is
-    coerced without a word (a DOUBLE in an Int64 feature is truncated online but returned as
-    is offline), so the exports are checked against the contract here.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from feast.types import Float64, Int64
-
-    arrow_types = {Int64: pa.int64(), Float64: pa.float64()}
-    problems: list[str] = []
-    for view in views:
-        source = view.batch_source
-        path = Path(source.path)
-        if not path.exists():
-            if not missing_ok:
-                problems.append(f"{path}: missing (feature view {view.name})")
-            continue
-        schema = pq.read_schema(path)
-        actual = {name: schema.field(name).type for name in schema.names}
-        for column in (source.timestamp_field, source.created_timestamp_column):
-            kind = actual.get(column)
-            if kind is None or not (pa.types.is_timestamp(kind) and kind.tz is not None):
-                problems.append(f"{path}: {column} is {kind}, expected a UTC timestamp")
-        for field in [*view.entity_columns, *view.features]:
-            want = arrow_types.get(field.dtype)
-            if want is not None and actual.get(field.name) != want:
-                found = actual.get(field.name, "missing")
-                problems.append(f"{path}: {field.name} is {found}, expected {want}")
-    return problems
-
-
-def _raise_problems(problems: list[str]) -> None:
-    if problems:
-        raise ValueError("feature exports break the contract:\n" + "\n".join(problems))
-
-
 def check_exports(paths: Paths) -> None:
     """Raise ValueError unless both exports exist with the columns and types of the views."""
     from feast import FeatureView
 
     views = [obj for obj in definitions(paths) if isinstance(obj, FeatureView)]
-    problems = _source_problems(views, missing_ok=False)
-    _raise_problems(problems)
+    problems = source_problems(views, missing_ok=False)
+    raise_problems(problems)
 
 
-def apply(paths: Paths, online: str = "sqlite") -> list[str]:
+def apply(paths: Paths, online: str = "sqlite", offline: str = "duckdb") -> list[str]:
     """Register every feature_repo object (the programmatic ``feast apply``); return the names.
 
     Views, services and entities that are in the registry but no longer in feature_repo/ are
-    removed, with their online tables, as ``feast apply`` does. Exports that already exist
-    must match the views (see ``check_exports``); missing ones may arrive later.
+    removed, with their online tables, as ``feast apply`` does. Exports (or with
+    ``offline="spark"`` the Spark tables) that already exist must match the views (see
+    ``check_exports``); missing ones may arrive later.
     """
     from feast import FeatureView
 
-    store = feature_store(paths, online)
-    objects = definitions(paths)
-    problems = _source_problems([o for o in objects if isinstance(o, FeatureView)], True)
-    _raise_problems(problems)
+    store = feature_store(paths, online, offline)
+    objects = definitions(paths, offline)
+    views = [o for o in objects if isinstance(o, FeatureView)]
+    problems = source_problems(views, True, store.config)
+    raise_problems(problems)
     names = {(type(obj).__name__, obj.name) for obj in objects}
     registered: list[Any] = [
         *store.list_feature_services(),
@@ -260,8 +242,8 @@ def materialize(
     if engine not in ("bulk", "feast"):
         raise ValueError(f"engine must be 'bulk' or 'feast', got {engine!r}")
     store = feature_store(paths, online)
-    problems = _source_problems(store.list_feature_views(), missing_ok=False)
-    _raise_problems(problems)
+    problems = source_problems(store.list_feature_views(), missing_ok=False)
+    raise_problems(problems)
     end = _utc(end)
     written = 0
     for view in store.list_feature_views():
@@ -341,7 +323,9 @@ def online_features(
     return _float_features(frame, [join_key], names)
 
 
-def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> pd.DataFrame:
+def historical_features(
+    paths: Paths, entity_df: pd.DataFrame, service: str, offline: str = "duckdb"
+) -> pd.DataFrame:
     """Point-in-time correct features of ``service`` for every row of ``entity_df``.
 
     ``entity_df`` holds the join key(s) and an ``event_timestamp`` column (or exactly one other
@@ -350,12 +334,13 @@ def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> 
     ``filter_by_created_timestamp=True`` - with created_ts <= its timestamp: a value backfilled
     later than the row's timestamp is never used, the row falls back to what was known then.
     Rows come back in the order given: the columns of ``entity_df``, then the service's
-    features in schema order, all float64 (null -> NaN).
+    features in schema order, all float64 (null -> NaN). ``offline="spark"`` runs the same
+    retrieval as Spark SQL over the Spark-built tables (after ``apply(..., offline="spark")``).
     """
     import pandas as pd
     from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
 
-    store = feature_store(paths)
+    store = feature_store(paths, offline=offline)
     frame = entity_df.reset_index(drop=True).copy()
     ts_col = infer_event_timestamp_from_entity_df(dict(frame.dtypes.items()))
     stamps = pd.to_datetime(frame[ts_col])
@@ -364,12 +349,16 @@ def historical_features(paths: Paths, entity_df: pd.DataFrame, service: str) -> 
     )
     frame[_ROW_ORDER] = range(len(frame))
     feature_service = store.get_feature_service(service)
-    with _offline_session(paths):
+    with _offline_session(paths) if offline == "duckdb" else nullcontext():
         result = store.get_historical_features(
             entity_df=frame,
             features=feature_service,
             filter_by_created_timestamp=True,
         ).to_df()
+    if offline == "spark":
+        from ml_jobs.features_spark import utc_timestamps
+
+        result = utc_timestamps(result, [ts_col])
     result = result.sort_values(_ROW_ORDER).reset_index(drop=True)
     return _float_features(result, list(entity_df.columns), _service_feature_names(feature_service))
 
@@ -391,9 +380,9 @@ def latest_offline_values(
 
     if entity not in EXPORTS:
         raise ValueError(f"entity must be one of {sorted(EXPORTS)}, got {entity!r}")
-    join_key, file_name = EXPORTS[entity]
+    join_key, export = EXPORTS[entity]
     filters = ["TRUE"]
-    params: list[Any] = [str(paths.exports / file_name)]
+    params: list[Any] = [paths.export_files(export)]
     if ids is not None:
         filters.append(f"{join_key} IN (SELECT unnest(?::BIGINT[]))")
         params.append([int(i) for i in ids])

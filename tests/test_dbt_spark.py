@@ -5,21 +5,19 @@ A tiny synthetic shop is built twice from the same raw files: on DuckDB and on S
 tables and stores its tables as Parquet under $BASKETCAST_HOME/spark-warehouse. Key marts must
 hold the same rows, numbers equal within float rounding. Skipped when pyspark or Java is
 missing. The consumer marts are left out as on Postgres (they need forecasts written back).
+The build is the `spark_shop` fixture of conftest.py, shared with test_features_spark.py.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml_jobs import dbt_runner
 from ml_jobs.config import Paths
-from ml_jobs.generate import ShopConfig, generate_shop
 from ml_jobs.warehouse import connect
 
 pytest.importorskip("pyspark")
@@ -27,8 +25,6 @@ pytest.importorskip("dbt.adapters.spark")
 if shutil.which("java") is None:
     pytest.skip("Spark needs Java", allow_module_level=True)
 
-SHOP = ShopConfig(users=40, items=8, days=20)
-SPARK_BUILD = ["run", "--exclude", "tag:consumers"]
 # table -> its key, the order rows are compared in
 TABLES = {
     "marts.fct_item_daily_demand": "item_id, demand_date",
@@ -38,18 +34,6 @@ TABLES = {
     "marts.item_features": "item_id, feature_ts",
     "ml.ml_user_propensity_labels": "user_id, cutoff_ts",
 }
-
-
-@pytest.fixture(scope="module")
-def builds(module_home: Paths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
-    folder = tmp_path_factory.mktemp("dbt")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DBT_TARGET_PATH", str(folder / "target"))
-        patch.setenv("DBT_LOG_PATH", str(folder / "logs"))
-        generate_shop(SHOP, module_home)
-        dbt_runner.build_warehouse(module_home)
-        dbt_runner.run_dbt(SPARK_BUILD, module_home, target="spark")
-        yield module_home
 
 
 def duck(paths: Paths, table: str, order: str) -> pd.DataFrame:
@@ -75,8 +59,8 @@ def comparable(values: pd.Series) -> np.ndarray:
 
 
 @pytest.mark.parametrize("table", list(TABLES))
-def test_spark_build_equals_duckdb(builds: Paths, table: str) -> None:
-    left, right = duck(builds, table, TABLES[table]), spark(builds, table, TABLES[table])
+def test_spark_build_equals_duckdb(spark_shop: Paths, table: str) -> None:
+    left, right = duck(spark_shop, table, TABLES[table]), spark(spark_shop, table, TABLES[table])
     assert list(left.columns) == list(right.columns)
     assert len(left) == len(right) and len(left) > 0
     for column in left.columns:

@@ -159,13 +159,20 @@ def _write(path: Path, rows: list[dict[str, Any]], columns: list[tuple[str, pa.D
 
 
 def write_exports(paths: Paths) -> None:
-    paths.exports.mkdir(parents=True, exist_ok=True)
+    """The exports as dbt lays them out, a folder of Parquet files per table; here one file
+    per snapshot day (dbt writes one per month), so every read spans several files."""
     users = [user_row(u, d) for u in (1, 2) for d in range(4)] + [user_row(3, 3)]
     users.append(user_row(1, 1, created=BACKFILL_CREATED, views=BACKFILL_VIEWS))
     items = [item_row(i, d) for i in (10, 20) for d in range(4)]
     items.append(item_row(10, 3, created=DAYS[3] + timedelta(hours=5), units=ITEM_BACKFILL_UNITS))
-    _write(paths.exports / "user_features.parquet", users, USER_COLUMNS)
-    _write(paths.exports / "item_features.parquet", items, ITEM_COLUMNS)
+    for name, rows, columns in (
+        ("user_features", users, USER_COLUMNS),
+        ("item_features", items, ITEM_COLUMNS),
+    ):
+        paths.export_dir(name).mkdir(parents=True, exist_ok=True)
+        for day in DAYS:
+            on_day = [row for row in rows if row["feature_ts"] == day]
+            _write(paths.export_dir(name) / f"{day:%Y-%m-%d}.parquet", on_day, columns)
 
 
 @pytest.fixture
@@ -235,7 +242,7 @@ def test_apply_registers_entities_views_and_services(paths: Paths) -> None:
     assert [f.name for f in views["user_activity"].features] == USER_FEATURES
     assert [f.name for f in views["item_demand"].features] == ITEM_FEATURES
     assert views["item_demand"].ttl == timedelta(days=90)
-    assert views["user_activity"].batch_source.path == str(paths.exports / "user_features.parquet")
+    assert views["user_activity"].batch_source.path == paths.export_files("user_features")
     services = {s.name: s for s in store.list_feature_services()}
     assert sorted(services) == ["demand_v1", "demand_v2", "propensity_v1", "propensity_v2"]
     for name, view, listed in (
@@ -313,7 +320,7 @@ def test_explicit_window_rematerializes(applied: Paths) -> None:
 
 def test_exports_that_break_the_contract_are_refused(applied: Paths) -> None:
     features.check_exports(applied)  # the fixture's exports follow the contract
-    path = applied.exports / "user_features.parquet"
+    path = applied.export_dir("user_features") / f"{DAYS[2]:%Y-%m-%d}.parquet"
     table = pq.read_table(path)
     # A DOUBLE where the contract says BIGINT: Feast would truncate it online and return it
     # unchanged offline. Also a naive feature_ts and a dropped column.
@@ -329,6 +336,7 @@ def test_exports_that_break_the_contract_are_refused(applied: Paths) -> None:
     assert "views_7d is double, expected int64" in message
     assert "carts_7d is missing" in message
     assert "feature_ts is timestamp[us], expected a UTC timestamp" in message
+    assert path.name in message  # the one file that breaks it, among files that do not
     with pytest.raises(ValueError, match="views_7d"):
         features.check_exports(applied)
     with pytest.raises(ValueError, match="views_7d"):
