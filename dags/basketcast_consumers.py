@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from ml_jobs.dag_common import CONSUMERS, DEFAULT_ARGS, PREDICTIONS, START, WAREHOUSE_POOL
+from ml_jobs.dag_common import (
+    CONSUMERS,
+    DEFAULT_ARGS,
+    PREDICTIONS,
+    START,
+    WAREHOUSE_POOL,
+    dbt_task_args,
+)
 
 
 @dag(
@@ -24,14 +31,14 @@ from ml_jobs.dag_common import CONSUMERS, DEFAULT_ARGS, PREDICTIONS, START, WARE
 )
 def basketcast_consumers() -> None:
     @task(pool=WAREHOUSE_POOL, outlets=[CONSUMERS])
-    def dbt_build_consumers() -> None:
+    def dbt_build_consumers(target: str | None = None) -> None:
         """dbt build of the consumer marts (inventory, ads, marketing) with their tests."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        pipeline.build_consumers(Paths.from_env())
+        pipeline.build_consumers(Paths.from_env(), target=target)
 
-    dbt_build_consumers()
+    dbt_build_consumers(**dbt_task_args(incremental_models=False))
 
 
 basketcast_consumers()

@@ -4,7 +4,8 @@
 
 - `ingest` makes sure the raw layer holds data (a synthetic shop when asked and none exists).
 - `dbt_build_warehouse` builds staging, marts and the Parquet feature exports, with their tests;
-  a failing dbt test fails the task and nothing downstream is published.
+  a failing dbt test fails the task and nothing downstream is published. It builds on the
+  deployment's dbt target (`BASKETCAST_DBT_TARGET`, see docs/deployment.md).
 - `quality_gate` checks the load reconciles (rows in = clean + rejected) and that rejects stay
   under the allowed share before anything is published.
 - `feast_materialize` loads the feature snapshots of the run's data interval into the online
@@ -29,6 +30,7 @@ from ml_jobs.dag_common import (
     PREDICTIONS,
     START,
     WAREHOUSE_POOL,
+    dbt_task_args,
     interval_dates,
 )
 
@@ -62,12 +64,12 @@ def basketcast_daily() -> None:
         return pipeline.ingest(Paths.from_env(), generate_if_missing=params["generate_if_missing"])
 
     @task(pool=WAREHOUSE_POOL, outlets=[MARTS])
-    def dbt_build_warehouse() -> None:
+    def dbt_build_warehouse(target: str | None = None, full_refresh: bool = False) -> None:
         """dbt build of staging, marts and the Parquet feature exports, with their tests."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
-        pipeline.build_warehouse(Paths.from_env())
+        pipeline.build_warehouse(Paths.from_env(), target=target, full_refresh=full_refresh)
 
     @task
     def quality_gate() -> dict[str, object]:
@@ -100,7 +102,7 @@ def basketcast_daily() -> None:
 
     (
         ingest()
-        >> dbt_build_warehouse()
+        >> dbt_build_warehouse(**dbt_task_args())
         >> quality_gate()
         >> feast_materialize()
         >> predict_champions()

@@ -7,17 +7,17 @@
 Each training task runs rolling-origin backtests of every model of its product against the
 baselines, trains on all history, writes its forecasts and registry rows, and promotes a
 challenger only when it beats the champion on the same cutoffs. Training tasks run in the
-`basketcast_gpu` pool and on the `gpu` queue (a Celery worker started with `--queues gpu` on a
-GPU machine serves them; with the Local or Sequential executor the queue is ignored). The job
-picks CUDA when the worker has it and the CPU otherwise. Their short warehouse writes wait for
-the DuckDB lock rather than fail.
+`basketcast_gpu` pool and on the `gpu` queue (`BASKETCAST_TRAIN_QUEUE` names another; a Celery
+worker started with `--queues gpu` on a GPU machine serves them; with the Local or Sequential
+executor the queue is ignored; docs/deployment.md). The job picks CUDA when the worker has it
+and the CPU otherwise. Their short warehouse writes wait for the DuckDB lock rather than fail.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from ml_jobs.dag_common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE, PREDICTIONS, START
+from ml_jobs.dag_common import DEFAULT_ARGS, GPU_POOL, PREDICTIONS, START, TRAIN_QUEUE
 
 
 @dag(
@@ -31,7 +31,7 @@ from ml_jobs.dag_common import DEFAULT_ARGS, GPU_POOL, GPU_QUEUE, PREDICTIONS, S
     doc_md=__doc__,
 )
 def basketcast_train() -> None:
-    @task(pool=GPU_POOL, queue=GPU_QUEUE, outlets=[PREDICTIONS])
+    @task(pool=GPU_POOL, queue=TRAIN_QUEUE, outlets=[PREDICTIONS])
     def train_demand_models() -> dict[str, object]:
         """Backtest and train the item demand models; promote a better challenger."""
         from ml_jobs import pipeline
@@ -39,7 +39,7 @@ def basketcast_train() -> None:
 
         return pipeline.train_demand(Paths.from_env())
 
-    @task(pool=GPU_POOL, queue=GPU_QUEUE, outlets=[PREDICTIONS])
+    @task(pool=GPU_POOL, queue=TRAIN_QUEUE, outlets=[PREDICTIONS])
     def train_user_models() -> dict[str, object]:
         """Backtest and train propensity, affinity and recommendation models."""
         from ml_jobs import pipeline

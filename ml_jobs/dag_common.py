@@ -8,6 +8,14 @@ Pools (defined in ml_jobs.config, created by `make airflow` and the local `dag.t
   the warehouse (dbt builds, prediction write-back) runs in this pool, one at a time.
 - `basketcast_gpu` (1 slot per GPU): model training. With the CeleryExecutor these tasks also go
   to the `gpu` queue, served by a worker on a GPU machine; the job itself picks CUDA when present.
+
+Deployment settings come from the environment when the DAG files are parsed (the scheduler, the
+DAG processor and the worker running a task must share them; docs/deployment.md):
+- `BASKETCAST_DBT_TARGET` (unset: the profile's default, DuckDB): the profile output the dbt
+  tasks build on, e.g. `spark`. Targets in FULL_BUILD_TARGETS rebuild every model on each run,
+  since their tables cannot replace rows in place (plain Parquet on Spark).
+- `BASKETCAST_TRAIN_QUEUE` (default `gpu`): the executor queue of the training tasks; the Local
+  and Sequential executors ignore it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,26 @@ START = datetime(2026, 1, 1)
 
 __all__ = ["GPU_POOL", "WAREHOUSE_POOL"]
 GPU_QUEUE = "gpu"
+TRAIN_QUEUE = os.environ.get("BASKETCAST_TRAIN_QUEUE") or GPU_QUEUE
+
+# Profile outputs whose incremental models cannot update in place: every build is a full one.
+FULL_BUILD_TARGETS = frozenset({"spark"})
+DBT_TARGET = os.environ.get("BASKETCAST_DBT_TARGET") or None
+
+
+def dbt_task_args(*, incremental_models: bool = True) -> dict[str, object]:
+    """Keyword arguments of the dbt tasks for this deployment: {} on the default warehouse.
+
+    The target travels as a task argument, so the DAG shows where a task builds; a target in
+    FULL_BUILD_TARGETS adds `full_refresh` to builds that hold incremental models.
+    """
+    if DBT_TARGET is None:
+        return {}
+    args: dict[str, object] = {"target": DBT_TARGET}
+    if incremental_models and DBT_TARGET in FULL_BUILD_TARGETS:
+        args["full_refresh"] = True
+    return args
+
 
 DEFAULT_ARGS = {
     "owner": OWNER,

@@ -8,6 +8,7 @@ The CLI, the Airflow DAG and the tests all call these same functions.
 
 from __future__ import annotations
 
+import glob
 import json
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -73,8 +74,12 @@ def generate(paths: Paths, **sizes: int) -> dict[str, int]:
     return generate_shop(ShopConfig(**sizes), paths)
 
 
-def build_warehouse(paths: Paths) -> None:
-    """dbt build of staging, marts and the feature exports (everything but consumers)."""
+def build_warehouse(paths: Paths, *, target: str | None = None, full_refresh: bool = False) -> None:
+    """dbt build of staging, marts and the feature exports (everything but consumers).
+
+    `target` picks the dbt profile output (default: the profile's, DuckDB unless
+    BASKETCAST_DBT_TARGET says otherwise); `full_refresh` rebuilds the incremental models.
+    """
     from ml_jobs import dbt_runner
 
     if not raw_is_present(paths):
@@ -83,7 +88,7 @@ def build_warehouse(paths: Paths) -> None:
             f"no raw Parquet for {missing} under {paths.raw}: run `basketcast generate` "
             "or an ingest adapter first"
         )
-    dbt_runner.build_warehouse(paths)
+    dbt_runner.build_warehouse(paths, target=target, full_refresh=full_refresh)
 
 
 def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, object]:
@@ -127,8 +132,8 @@ def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, ob
 
 def feature_window_end(paths: Paths) -> datetime:
     """Just after the newest feature snapshot dbt exported: the end of what to materialize."""
-    files = [paths.exports / "user_features.parquet", paths.exports / "item_features.parquet"]
-    absent = [str(f) for f in files if not f.exists()]
+    files = [paths.export_files("user_features"), paths.export_files("item_features")]
+    absent = [f for f in files if not glob.glob(f)]
     if absent:
         raise MissingInputError(f"feature exports missing: {absent}; run `basketcast build`")
     con = duckdb.connect()
@@ -238,11 +243,11 @@ def predict_champions(
     return summary
 
 
-def build_consumers(paths: Paths) -> None:
+def build_consumers(paths: Paths, *, target: str | None = None) -> None:
     """dbt build of the consumer marts that read the `_latest` prediction views."""
     from ml_jobs import dbt_runner
 
-    dbt_runner.build_consumers(paths)
+    dbt_runner.build_consumers(paths, target=target)
 
 
 def run_all(paths: Paths, generate_if_missing: bool = True) -> dict[str, object]:
