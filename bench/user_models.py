@@ -4,7 +4,7 @@
     .venv/bin/python bench/user_models.py --home /tmp/bc6       # reuse a built demo home
     .venv/bin/python bench/user_models.py --cutoffs 1 --no-record
 
-Bars (issue 6): torch propensity ROC-AUC >= XGBoost + 0.01 and ECE <= 0.02; torch HR@10 >=
+Bars: torch propensity ROC-AUC >= XGBoost + 0.01 and ECE <= 0.02; torch HR@10 >=
 1.2 x the best of popularity / repurchase / co-occurrence; scoring every demo user < 60 s on
 CPU. Quality numbers are means over the backtest cutoffs; the scoring time is the median of
 `--repeats` runs of: Feast point-in-time features + sequences + every model's scores for all
