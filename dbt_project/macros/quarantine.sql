@@ -133,3 +133,42 @@ ranked as (
 
 )
 {%- endmacro %}
+
+{#-
+    The raw columns kept as text beside their typed versions, `payload_<name>`: what
+    `quarantine_columns` writes to the quarantine when a row is rejected.
+-#}
+{% macro payload_columns(columns, relation='source') -%}
+    {%- for column in columns %}
+        {{ relation ~ '.' if relation }}{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#-
+    The four quarantine columns of a base_shop__* model, read from its `ranked` CTE (a
+    `row_problem` column and rank_copies' `copy_number`):
+    - rejection_reason: the row's problem, else `duplicate_reason` for a repeat of a kept row;
+    - natural_key: the `key_columns` as text, joined by '/';
+    - raw_payload: the raw row as JSON, only for rejected rows;
+    - loaded_at.
+-#}
+{% macro quarantine_columns(duplicate_reason, key_columns, raw_columns) -%}
+        coalesce(
+            row_problem,
+            case when copy_number > 1 then '{{ duplicate_reason }}' end
+        ) as rejection_reason,
+        {% if key_columns | length == 1 -%}
+        cast({{ key_columns[0] }} as {{ dbt.type_string() }}) as natural_key,
+        {%- else -%}
+        concat(
+            {%- for column in key_columns %}
+            cast({{ column }} as {{ dbt.type_string() }}){{ ", '/'," if not loop.last }}
+            {%- endfor %}
+        ) as natural_key,
+        {%- endif %}
+        case
+            when row_problem is not null or copy_number > 1
+                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
+        end as raw_payload,
+        {{ basketcast.load_ts() }} as loaded_at
+{%- endmacro %}

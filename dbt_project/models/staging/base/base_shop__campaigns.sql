@@ -20,9 +20,7 @@ typed as (
         nullif(trim(cast(source.campaign_type as {{ dbt.type_string() }})), '') as campaign_type,
         {{ basketcast.safe_cast('source.start_date', 'date') }} as start_date,
         {{ basketcast.safe_cast('source.end_date', 'date') }} as end_date,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 
@@ -55,19 +53,7 @@ final as (
         coalesce(campaign_type, 'unknown') as campaign_type,
         start_date,
         end_date,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate campaign user' end
-        ) as rejection_reason,
-        concat(
-            cast(campaign_id as {{ dbt.type_string() }}), '/',
-            cast(user_id as {{ dbt.type_string() }})
-        ) as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate campaign user', ['campaign_id', 'user_id'], raw_columns) }}
 
     from ranked
 

@@ -49,9 +49,7 @@ typed as (
         {{ basketcast.safe_cast('source.quantity', 'integer') }} as quantity,
         {{ basketcast.safe_cast('source.price', basketcast.type_double()) }} as price,
         {{ basketcast.clean_text('source.query_text') }} as query_text,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 

@@ -26,9 +26,7 @@ typed as (
         {{ basketcast.safe_cast('source.on_order', 'integer') }} as on_order,
         {{ basketcast.safe_cast('source.lead_time_days', 'integer') }} as lead_time_days,
         {{ basketcast.safe_cast('source.unit_cost', basketcast.type_double()) }} as unit_cost,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 
@@ -81,19 +79,7 @@ final as (
         on_order,
         lead_time_days,
         unit_cost,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate snapshot' end
-        ) as rejection_reason,
-        concat(
-            cast(item_id as {{ dbt.type_string() }}), '/',
-            cast(snapshot_date as {{ dbt.type_string() }})
-        ) as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate snapshot', ['item_id', 'snapshot_date'], raw_columns) }}
 
     from ranked
 

@@ -21,9 +21,7 @@ typed as (
         {{ basketcast.clean_text('title') }} as title,
         {{ basketcast.safe_cast('base_price', basketcast.type_double()) }} as base_price,
         {{ basketcast.safe_cast('launched_at', basketcast.type_timestamptz()) }} as launched_at,
-        {%- for column in raw_columns %}
-        {{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns, relation=none) }}
 
     from source
 
@@ -76,16 +74,7 @@ final as (
         base_price,
         launched_at,
         {{ basketcast.utc_date('launched_at') }} as launch_date,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate item_id' end
-        ) as rejection_reason,
-        cast(item_id as {{ dbt.type_string() }}) as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate item_id', ['item_id'], raw_columns) }}
 
     from ranked
 

@@ -27,9 +27,7 @@ typed as (
         {{ basketcast.safe_cast('source.unit_price', basketcast.type_double()) }} as unit_price,
         {{ basketcast.safe_cast('source.order_ts', basketcast.type_timestamptz()) }} as order_ts,
         lower(trim(source.status)) as status,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 
@@ -94,17 +92,7 @@ final as (
         status,
         status <> 'cancelled' as is_demand,
         status = 'returned' as is_returned,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate order line' end
-        ) as rejection_reason,
-        concat(cast(order_id as {{ dbt.type_string() }}), '/', cast(item_id as {{ dbt.type_string() }}))
-            as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate order line', ['order_id', 'item_id'], raw_columns) }}
 
     from ranked
 

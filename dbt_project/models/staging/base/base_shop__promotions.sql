@@ -22,9 +22,7 @@ typed as (
         {{ basketcast.safe_cast('source.start_date', 'date') }} as start_date,
         {{ basketcast.safe_cast('source.end_date', 'date') }} as end_date,
         {{ basketcast.safe_cast('source.discount_pct', basketcast.type_double()) }} as discount_pct,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 
@@ -70,20 +68,7 @@ final as (
         start_date,
         end_date,
         discount_pct,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate promotion' end
-        ) as rejection_reason,
-        concat(
-            cast(item_id as {{ dbt.type_string() }}), '/',
-            cast(start_date as {{ dbt.type_string() }}), '/',
-            cast(end_date as {{ dbt.type_string() }})
-        ) as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate promotion', ['item_id', 'start_date', 'end_date'], raw_columns) }}
 
     from ranked
 

@@ -24,9 +24,7 @@ typed as (
         {{ basketcast.safe_cast('source.rating', 'integer') }} as rating,
         {{ basketcast.clean_text('source.review_text') }} as review_text,
         {{ basketcast.safe_cast('source.review_ts', basketcast.type_timestamptz()) }} as review_ts,
-        {%- for column in raw_columns %}
-        source.{{ column }} as payload_{{ column }}{{ "," if not loop.last }}
-        {%- endfor %}
+        {{ basketcast.payload_columns(raw_columns) }}
 
     from source
 
@@ -79,16 +77,7 @@ final as (
         review_text,
         review_ts,
         {{ basketcast.utc_date('review_ts') }} as review_date,
-        coalesce(
-            row_problem,
-            case when copy_number > 1 then 'duplicate review_id' end
-        ) as rejection_reason,
-        cast(review_id as {{ dbt.type_string() }}) as natural_key,
-        case
-            when row_problem is not null or copy_number > 1
-                then {{ basketcast.json_payload(raw_columns, 'payload_') }}
-        end as raw_payload,
-        {{ basketcast.load_ts() }} as loaded_at
+        {{ basketcast.quarantine_columns('duplicate review_id', ['review_id'], raw_columns) }}
 
     from ranked
 
