@@ -14,7 +14,6 @@ result goes into the "Complete Journey" part of bench/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import sys
@@ -80,13 +79,7 @@ def main() -> None:
     prepare(paths, args.top_products, args.skip_build)
     t_build = time.perf_counter() - t0
 
-    base = UserModelsConfig()
-    config = dataclasses.replace(
-        base,
-        n_cutoffs=args.cutoffs,
-        torch=dataclasses.replace(base.torch, threads=args.threads),
-        xgboost=dataclasses.replace(base.xgboost, nthread=args.threads),
-    )
+    config = UserModelsConfig(n_cutoffs=args.cutoffs).with_threads(args.threads)
     t0 = time.perf_counter()
     inputs = load_inputs(paths, config, console)
     t_load = time.perf_counter() - t0

@@ -20,7 +20,6 @@ category taste, churn) and true expected item demand: the ceiling any model can 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import statistics
@@ -192,13 +191,7 @@ def main() -> None:
     quiet_environment()
     home = args.home or Path(tempfile.mkdtemp(prefix="bench-users-"))
     paths = build_demo(home)
-    base = UserModelsConfig()
-    config = dataclasses.replace(
-        base,
-        n_cutoffs=args.cutoffs,
-        torch=dataclasses.replace(base.torch, threads=args.threads),
-        xgboost=dataclasses.replace(base.xgboost, nthread=args.threads),
-    )
+    config = UserModelsConfig(n_cutoffs=args.cutoffs).with_threads(args.threads)
     console = Console(stderr=True)
     t0 = time.perf_counter()
     inputs = load_inputs(paths, config, console)

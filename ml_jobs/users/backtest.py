@@ -10,7 +10,7 @@ before C. Scores are split by segment: `all`, `returning` (a purchase before C) 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,14 @@ class UserModelsConfig:
     use_torch: bool = True
     xgboost: XGBoostPropensityParams = field(default_factory=XGBoostPropensityParams)
     torch: TrainConfig = field(default_factory=TrainConfig)
+
+    def with_threads(self, threads: int) -> UserModelsConfig:
+        """This config with torch and XGBoost both on `threads` CPU threads."""
+        return replace(
+            self,
+            torch=replace(self.torch, threads=threads),
+            xgboost=replace(self.xgboost, nthread=threads),
+        )
 
 
 @dataclass
