@@ -8,6 +8,8 @@
 
 {%- set active_days = var('feature_active_days') | int %}
 {%- set method = basketcast.feature_window_method() %}
+{#- The daily measures both ways carry from fct_user_daily_activity. -#}
+{%- set activity_columns = ['views', 'carts', 'purchases', 'spend', 'orders', 'units', 'last_purchase_ts'] %}
 
 with
 
@@ -54,13 +56,9 @@ user_days as (
         user_spans.user_id,
         grid_days.grid_date,
         case when activity.activity_date is null then 0 else 1 end as is_active,
-        activity.views,
-        activity.carts,
-        activity.purchases,
-        activity.spend,
-        activity.orders,
-        activity.units,
-        activity.last_purchase_ts
+        {%- for column in activity_columns %}
+        activity.{{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
 
     from user_spans
     inner join grid_days
@@ -144,13 +142,9 @@ windowed as (
         activity.user_id,
         activity.activity_date >= snapshots.window_7d_start as in_7d,
         activity.activity_date >= snapshots.window_28d_start as in_28d,
-        activity.views,
-        activity.carts,
-        activity.purchases,
-        activity.spend,
-        activity.orders,
-        activity.units,
-        activity.last_purchase_ts
+        {%- for column in activity_columns %}
+        activity.{{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
 
     from snapshots
     inner join activity
