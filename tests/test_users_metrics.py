@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from ml_jobs.users.calibration import held_out_cutoffs
 from ml_jobs.users.job import propensity_frame, ranked_frame
 from ml_jobs.users.metrics import (
     category_metrics,
@@ -79,6 +81,35 @@ def test_platt_recovers_a_shifted_logit() -> None:
     assert platt.a == pytest.approx(0.5, abs=0.05)
     assert platt.b == pytest.approx(-1.0, abs=0.05)
     assert expected_calibration_error(y, platt(logit)) < 0.02
+
+
+def test_held_out_cutoffs_marks_the_newest_k_cutoffs() -> None:
+    days = ["2026-03-01", "2026-03-15", "2026-03-08", "2026-03-15", "2026-03-01", "2026-03-08"]
+    stamps = pd.Series(pd.to_datetime(days, utc=True))
+    assert held_out_cutoffs(stamps, 1).tolist() == [False, True, False, True, False, False]
+    assert held_out_cutoffs(stamps, 2).tolist() == [False, True, True, True, False, True]
+    # Holding out every cutoff would leave nothing to fit on, and 0 means no calibrator:
+    # nothing is held out.
+    assert not held_out_cutoffs(stamps, 3).any()
+    assert not held_out_cutoffs(stamps, 0).any()
+    with pytest.raises(ValueError, match="calibration cutoffs must be >= 0"):
+        held_out_cutoffs(stamps, -1)
+
+
+def test_platt_on_pooled_cutoffs_fits_both_slices_exactly() -> None:
+    # Two held-out cutoffs pooled: the older one's rows all have logit -1 and a 20 % purchase
+    # rate, the newer one's logit +1 and 60 %. Two parameters fit two points exactly:
+    # -a + b = logit(0.2) and a + b = logit(0.6), so a = (logit(.6) - logit(.2)) / 2 and
+    # b = (logit(.6) + logit(.2)) / 2; the newest cutoff alone (one logit) could not fix a.
+    def lg(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    z = np.r_[np.full(10, -1.0), np.full(10, 1.0)]
+    y = np.r_[np.ones(2), np.zeros(8), np.ones(6), np.zeros(4)]
+    platt = Platt().fit(z, y)
+    assert platt.a == pytest.approx((lg(0.6) - lg(0.2)) / 2, abs=1e-4)
+    assert platt.b == pytest.approx((lg(0.6) + lg(0.2)) / 2, abs=1e-4)
+    assert platt(np.array([-1.0, 1.0])) == pytest.approx([0.2, 0.6], abs=1e-5)
 
 
 def test_propensity_deciles_and_ranked_frames() -> None:

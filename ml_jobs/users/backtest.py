@@ -17,6 +17,7 @@ import pandas as pd
 
 from ml_jobs.users import baselines
 from ml_jobs.users.baselines import XGBoostPropensity, XGBoostPropensityParams
+from ml_jobs.users.calibration import held_out_cutoffs
 from ml_jobs.users.data import Catalog, EventLog, ever_purchased
 from ml_jobs.users.examples import Examples
 from ml_jobs.users.metrics import (
@@ -52,6 +53,7 @@ class UserModelsConfig:
     window_days: int = 7
     n_cutoffs: int = 2  # backtest cutoffs
     train_cutoffs: int = 16  # labelled cutoffs each fit trains on
+    calibration_cutoffs: int = 0  # newest of those held out to calibrate on (0: none)
     max_len: int = 40  # events per sequence
     top_k: int = 10  # recommendations written per user
     exclude_repurchase: bool = False  # drop items the user already bought from recommendations
@@ -92,9 +94,9 @@ def training_cutoffs(labelled: list[dt.date], test: dt.date, window: int, keep: 
 def fit_models(
     train: Examples, feature_names: list[str], catalog: Catalog, config: UserModelsConfig, log
 ) -> Fitted:
-    newest = (train.cutoff_ts == train.cutoff_ts.max()).to_numpy()
+    held = held_out_cutoffs(train.cutoff_ts, config.calibration_cutoffs)
     xgb = XGBoostPropensity(config.xgboost, feature_names).fit(
-        train.features, train.purchased, train.spend, calibrate_on=newest
+        train.features, train.purchased, train.spend, calibrate_on=held
     )
     seq = None
     if config.use_torch:
@@ -105,6 +107,7 @@ def fit_models(
             catalog.n_categories,
             config.torch,
             log,
+            calibrate_on=held,
         )
     return Fitted(xgb, seq)
 

@@ -2,10 +2,12 @@
 
     fit(train, config)  ->  TrainedSequenceModel   (score() for any Examples, save()/load())
 
-The newest cutoff of the training rows is held out: the network trains on the older
-cutoffs, then a Platt scaler (a*logit + b) is fitted on the held-out slice so predicted
-probabilities match observed purchase rates on data the network has not seen. CUDA with bf16
-autocast is used when present, otherwise the CPU with `threads` threads.
+The newest cutoff of the training rows (or the rows `calibrate_on` marks, e.g. the newest few
+cutoffs) is held out: the network trains on the older cutoffs, then a Platt scaler
+(a*logit + b) is fitted on the held-out slice so predicted probabilities match observed
+purchase rates on data the network has not seen. When `calibrate_on` marks no rows the
+network trains on every row and its own probabilities are used (an identity scaler). CUDA
+with bf16 autocast is used when present, otherwise the CPU with `threads` threads.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import scipy.sparse as sp
 import torch
 from scipy.special import expit
 
-from ml_jobs.users.calibration import Platt
+from ml_jobs.users.calibration import Platt, held_out_cutoffs
 from ml_jobs.users.examples import ArrayScaler, Examples, StaticScaler
 from ml_jobs.users.model import Batch, SequenceModelConfig, UserSequenceModel, loss_terms
 
@@ -189,18 +191,19 @@ def fit(
     n_categories: int,
     config: TrainConfig,
     log=print,
+    calibrate_on: np.ndarray | None = None,
 ) -> TrainedSequenceModel:
-    """Train on all but the newest cutoff of `train`, calibrate on the newest."""
+    """Train on all but the newest cutoff of `train` (or the rows `calibrate_on` marks) and
+    calibrate on those held-out rows; with no rows marked, train on all and do not calibrate."""
     if train.purchased is None or train.item_counts is None or train.category_counts is None:
         raise ValueError("training examples need targets (build them with with_targets=True)")
     seed_everything(config.seed)
     torch.set_num_threads(config.threads)
     torch.set_flush_denormal(True)
     device = pick_device(config.device)
-    newest = train.cutoff_ts.max()
-    held = (train.cutoff_ts == newest).to_numpy()
-    fit_rows = train.subset(~held) if (~held).any() and held.any() else train
-    calib_rows = train.subset(held) if (~held).any() and held.any() else train
+    held = calibrate_on if calibrate_on is not None else held_out_cutoffs(train.cutoff_ts, 1)
+    split = bool(held.any() and (~held).any())
+    fit_rows = train.subset(~held) if split else train
     scaler = StaticScaler.fit(fit_rows.features, feature_names)
     activity = ArrayScaler.fit(fit_rows.activity)
     static = static_inputs(fit_rows, scaler, activity)
@@ -260,8 +263,10 @@ def fit(
     model = TrainedSequenceModel(
         net, scaler, activity, Platt(), spend_scale, fit_rows.seq.item.shape[1], device
     )
-    raw = model.raw(calib_rows)
-    model.platt = Platt().fit(raw.p_purchase, calib_rows.purchased.astype(np.float64))
+    if split:  # otherwise the identity: the network's own probabilities
+        calib_rows = train.subset(held)
+        raw = model.raw(calib_rows)
+        model.platt = Platt().fit(raw.p_purchase, calib_rows.purchased.astype(np.float64))
     return model
 
 
