@@ -91,13 +91,30 @@ def build_warehouse(paths: Paths, *, target: str | None = None, full_refresh: bo
     dbt_runner.build_warehouse(paths, target=target, full_refresh=full_refresh)
 
 
-def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, object]:
-    """Check the newest load in `audit.reconciliation` before anything is published.
+NEWEST_LOAD_SQL = """select source_table, rows_in, rows_clean, rows_rejected
+    from audit.reconciliation
+    where loaded_at = (select max(loaded_at) from audit.reconciliation)
+    order by source_table"""
 
-    Fails when, for any raw table, rows in != rows clean + rows rejected, when more than
-    `max_rejected_share` of its rows were rejected, or when events or order lines kept no
-    clean row at all. Returns the per-table counts when the load passes.
+
+def newest_load(paths: Paths, target: str | None = None) -> list[tuple]:
+    """(source_table, rows_in, rows_clean, rows_rejected) of the newest load in
+    `audit.reconciliation`, read from where `target` built the warehouse.
+
+    `target` is a profile output as for `build_warehouse` (unset: BASKETCAST_DBT_TARGET, else
+    DuckDB). On `spark` the table is read through the Spark catalog dbt built it in; every other
+    target reads the DuckDB warehouse.
     """
+    from ml_jobs import spark
+
+    if spark.resolve_target(target) == spark.SPARK_TARGET:
+        session = spark.session(paths)
+        if not session.catalog.tableExists("audit.reconciliation"):
+            raise QualityGateFailed(
+                "audit.reconciliation is missing from the Spark catalog of "
+                f"{paths.home}: run the warehouse build (dbt build --target spark) first"
+            )
+        return spark.query(session, NEWEST_LOAD_SQL)
     from ml_jobs.warehouse import connect, table_exists
 
     with connect(paths.warehouse, read_only=True) as con:
@@ -105,12 +122,20 @@ def quality_gate(paths: Paths, max_rejected_share: float = 0.05) -> dict[str, ob
             raise QualityGateFailed(
                 f"audit.reconciliation is missing from {paths.warehouse}: run dbt build first"
             )
-        newest = con.execute(
-            """select source_table, rows_in, rows_clean, rows_rejected
-               from audit.reconciliation
-               where loaded_at = (select max(loaded_at) from audit.reconciliation)
-               order by source_table"""
-        ).fetchall()
+        return con.execute(NEWEST_LOAD_SQL).fetchall()
+
+
+def quality_gate(
+    paths: Paths, max_rejected_share: float = 0.05, *, target: str | None = None
+) -> dict[str, object]:
+    """Check the newest load in `audit.reconciliation` before anything is published.
+
+    Fails when, for any raw table, rows in != rows clean + rows rejected, when more than
+    `max_rejected_share` of its rows were rejected, or when events or order lines kept no
+    clean row at all. Returns the per-table counts when the load passes. `target` says where
+    the warehouse was built (see `newest_load`).
+    """
+    newest = newest_load(paths, target)
     problems: list[str] = []
     counts: dict[str, object] = {}
     for table, rows_in, clean, rejected in newest:
@@ -244,9 +269,16 @@ def predict_champions(
 
 
 def build_consumers(paths: Paths, *, target: str | None = None) -> None:
-    """dbt build of the consumer marts that read the `_latest` prediction views."""
-    from ml_jobs import dbt_runner
+    """dbt build of the consumer marts that read the `_latest` prediction views.
 
+    On `spark` (the target, or BASKETCAST_DBT_TARGET when unset) the prediction tables and the
+    registry that ml_jobs writes to warehouse.duckdb are published to the Spark catalog first
+    (`ml_jobs.spark.publish_predictions`), so the marts read the newest runs there.
+    """
+    from ml_jobs import dbt_runner, spark
+
+    if spark.resolve_target(target) == spark.SPARK_TARGET:
+        spark.publish_predictions(paths, spark.session(paths))
     dbt_runner.build_consumers(paths, target=target)
 
 

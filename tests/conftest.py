@@ -43,6 +43,8 @@ def module_home(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 def spark_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     """A 40-user shop built on DuckDB and on Spark (`dbt run --target spark`), once per run.
 
+    It has 12 items: the user models that test_dbt_spark.py trains on it rank the top 10.
+
     Every test module that needs the Spark build shares this one: the build costs minutes, and
     it cannot differ per module anyway. dbt-spark's `method: session` starts Spark inside this
     process and leaves the session running; Spark keeps one session per process and fixes its
@@ -59,7 +61,7 @@ def spark_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Paths]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DBT_TARGET_PATH", str(folder / "target"))
         patch.setenv("DBT_LOG_PATH", str(folder / "logs"))
-        generate_shop(ShopConfig(users=40, items=8, days=20), home)
+        generate_shop(ShopConfig(users=40, items=12, days=20), home)
         dbt_runner.build_warehouse(home)
         dbt_runner.run_dbt(["run", "--exclude", "tag:consumers"], home, target="spark")
         yield home

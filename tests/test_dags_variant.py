@@ -71,10 +71,22 @@ def test_dbt_tasks_build_on_spark_in_full() -> None:
     tasks = spark_gpu()["tasks"]
     # Spark's Parquet tables cannot replace rows in place: the warehouse build is a full one.
     assert tasks["dbt_build_warehouse"]["op_kwargs"] == {"target": "spark", "full_refresh": True}
-    # The consumer marts hold no incremental model.
+    # No full refresh of the consumers: marketing_segments keeps its history of as-of dates.
     assert tasks["dbt_build_consumers"]["op_kwargs"] == {"target": "spark"}
     others = [t for t, v in tasks.items() if not t.startswith("dbt_") and v["op_kwargs"]]
     assert others == []
+
+
+def test_quality_gate_follows_the_deployments_target(monkeypatch: pytest.MonkeyPatch) -> None:
+    """quality_gate gets no target from the DAG: it reads BASKETCAST_DBT_TARGET on the worker,
+    the variable the dbt tasks were parsed with, so it checks the warehouse they built."""
+    from ml_jobs.spark import resolve_target
+
+    monkeypatch.setenv("BASKETCAST_DBT_TARGET", "spark")
+    assert resolve_target(None) == "spark"
+    assert resolve_target("duckdb") == "duckdb"
+    monkeypatch.delenv("BASKETCAST_DBT_TARGET")
+    assert resolve_target(None) == "duckdb"
 
 
 def test_training_goes_to_the_gpu_queue_and_writers_keep_the_warehouse_pool() -> None:

@@ -4,7 +4,11 @@
     rows_in <> rows_clean + rows_rejected for the newest load. Appended, never rewritten, so
     the table is the history of every load.
 -#}
-{{ config(materialized='incremental', incremental_strategy='append') }}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    full_refresh=basketcast.append_history_full_refresh(),
+) }}
 
 {%- set tables = [
     'events', 'order_lines', 'items', 'reviews', 'inventory_snapshots', 'promotions',

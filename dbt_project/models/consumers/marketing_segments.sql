@@ -1,10 +1,9 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='as_of_date',
         on_schema_change='append_new_columns',
         full_refresh=false,
+        **basketcast.replace_by_key_config('as_of_date'),
     )
 }}
 {#-
