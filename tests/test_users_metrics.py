@@ -61,6 +61,18 @@ def test_ranking_metrics_full_ranking() -> None:
     assert got["map_at_12"] == pytest.approx((1 / 2 + 1 / 4) / 2)
 
 
+def test_ranking_metrics_on_a_catalogue_smaller_than_k() -> None:
+    # Four items and k = 10: every item is ranked, so every user with a relevant item is hit.
+    scores = np.array([[0.9, 0.8, 0.1, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    relevant = np.array([[0, 0, 1, 0], [1, 0, 0, 1]])
+    got = ranking_metrics(scores, relevant, k=10)
+    assert got["hr_at_10"] == pytest.approx(1.0)
+    # Row 1: its one item at rank 3; row 2: its items at ranks 1 and 4 of an ideal 1 and 2.
+    row2 = (1 + 1 / np.log2(5)) / (1 + 1 / np.log2(3))
+    assert got["ndcg_at_10"] == pytest.approx((1 / np.log2(4) + row2) / 2)
+    assert got["map_at_12"] == pytest.approx((1 / 3 + (1 + 2 / 4) / 2) / 2)
+
+
 def test_top_k_breaks_ties_by_index() -> None:
     assert top_k(np.array([[1.0, 3.0, 3.0, 2.0]]), 3).tolist() == [[1, 2, 3]]
 

@@ -110,8 +110,9 @@ def ranked_metrics(ranked: np.ndarray, relevant, k: int = 10) -> dict[str, float
     rows = np.repeat(np.nonzero(keep)[0], ranked.shape[1])
     hits = np.asarray(rel[rows, ranked.ravel()]).reshape(ranked.shape).astype(bool)
     hr = hits[:, :k].any(axis=1).mean()
+    # A catalogue smaller than k ranks fewer than k columns: those are all the positions.
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits[:, :k] * discount).sum(axis=1)
+    dcg = (hits[:, :k] * discount[: min(k, hits.shape[1])]).sum(axis=1)
     ideal = np.array([discount[: min(int(n), k)].sum() for n in n_rel])
     ndcg = (dcg / ideal).mean()
     h12 = hits[:, :12]
