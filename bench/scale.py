@@ -4,6 +4,7 @@
     .venv/bin/python bench/scale.py --scale M --repeat 1
     .venv/bin/python bench/scale.py --scale tiny --no-record  # what the test suite runs
     .venv/bin/python bench/scale.py --plot                  # redraw bench/scale.png only
+    .venv/bin/python bench/scale.py --scale L --steps generate --home /data/shop-l   # one step
 
 Every step runs in a child process of its own, through the same `ml_jobs.pipeline` functions the
 DAGs call, on one fresh basketcast home: generate → dbt build → materialize → train → predict +
@@ -106,6 +107,12 @@ def _scalar(sql: str, database: Path | None = None) -> Any:
         return con.execute(sql).fetchone()[0]
     finally:
         con.close()
+
+
+def _paths(home: Path):  # noqa: ANN202 - Paths, imported lazily
+    from ml_jobs.config import Paths
+
+    return Paths(home)
 
 
 def _events(paths) -> int:  # noqa: ANN001 - Paths, imported lazily
@@ -276,11 +283,23 @@ def machine() -> dict[str, object]:
     }
 
 
-def run_scale(plan: Plan, repeat: int) -> list[StepResult]:
+def run_scale(plan: Plan, repeat: int, steps: tuple[str, ...] = STEPS) -> list[StepResult]:
     users, items, days = plan.sizes
     plan.home.mkdir(parents=True, exist_ok=True)
     print(f"scale {plan.scale}: {users:,} users × {items:,} items × {days} days in {plan.home}")
-    return [measure(step, plan, repeat) for step in STEPS]
+    return [measure(step, plan, repeat) for step in steps]
+
+
+def parse_steps(text: str | None) -> tuple[str, ...]:
+    """`--steps` as pipeline steps in pipeline order: a later step reads what the earlier ones
+    left in the kept home, so a run can be split (a large scale, one step at a time)."""
+    if not text:
+        return STEPS
+    asked = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in asked if s not in STEPS]
+    if unknown:
+        raise SystemExit(f"unknown step(s) {unknown}: choose from {', '.join(STEPS)}")
+    return tuple(s for s in STEPS if s in asked)
 
 
 def main() -> None:
@@ -294,6 +313,11 @@ def main() -> None:
         help="DuckDB memory_limit for every step, e.g. 10GB (default: by scale, none below M)",
     )
     parser.add_argument("--home", type=Path, help="keep the basketcast home here (default: temp)")
+    parser.add_argument(
+        "--steps",
+        help="comma-separated subset of the steps, run in pipeline order on --home "
+        "(default: all): 'generate,dbt build'",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--out", type=Path, default=BENCH, help="record here instead of bench/")
     parser.add_argument("--plot", action="store_true", help="redraw bench/scale.png and stop")
@@ -312,17 +336,21 @@ def main() -> None:
     out = Outputs(args.out)
     if args.scale == "tiny" and out.folder == BENCH and not args.no_record:
         parser.error("scale tiny proves the harness works; record it elsewhere with --out DIR")
+    steps = parse_steps(args.steps)
+    if steps != STEPS and args.home is None:
+        parser.error("--steps needs --home: the later steps read what the earlier ones left")
     host = machine()
     with tempfile.TemporaryDirectory(prefix=f"basketcast-scale-{args.scale}-") as tmp:
         home = args.home or Path(tmp)
         memory = DUCKDB_MEMORY[args.scale] if args.duckdb_memory is None else args.duckdb_memory
         plan = Plan(args.scale, home, args.train_models, args.user_models, memory)
         host["duckdb_memory_limit"] = memory or "default"
-        results = run_scale(plan, args.repeat)
+        results = run_scale(plan, args.repeat, steps)
+        events = results[0].rows if steps[0] == "generate" else _events(_paths(home))
     if args.no_record:
         return
     out.folder.mkdir(parents=True, exist_ok=True)
-    record(out, args.scale, plan.sizes, results, host)
+    record(out, args.scale, plan.sizes, events, results, host)
     print(f"recorded in {out.results}; plot {plot(out)}")
 
 

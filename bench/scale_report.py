@@ -44,12 +44,12 @@ def record(
     out: Outputs,
     scale: str,
     sizes: tuple[int, int, int],
+    events: int,
     results: list[StepResult],
     host: dict[str, object],
 ) -> None:
     """Append the run to the JSON lines and a section (its table and the growth table) to
     RESULTS.md."""
-    events = results[0].rows
     stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     with out.runs.open("a") as fh:
         for r in results:

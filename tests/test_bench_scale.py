@@ -18,9 +18,13 @@ STEPS = ["generate", "dbt build", "materialize", "train", "predict", "consumers"
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("scale-home")
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, home: Path) -> Path:
     out = tmp_path_factory.mktemp("scale-out")
-    home = tmp_path_factory.mktemp("scale-home")
     command = [sys.executable, str(SCALE), "--scale", "tiny", "--repeat", "1"]
     command += ["--train-models", "seasonal_naive", "--user-models", "fast"]
     command += ["--out", str(out), "--home", str(home)]
@@ -68,6 +72,33 @@ def test_growth_slopes_are_log_log(tmp_path: Path) -> None:
     table = scale_report.growth_table(scale_report.Outputs(tmp_path))
     generate = next(line for line in table if line.startswith("| generate |"))
     assert generate.endswith("| 1.00 | 0.00 |"), generate
+
+
+def test_a_subset_of_steps_runs_on_the_kept_home(
+    recorded: Path, home: Path, tmp_path: Path
+) -> None:
+    """A large scale can run one step at a time: later steps read what earlier runs left."""
+    first = json.loads((recorded / "scale_runs.jsonl").read_text().splitlines()[0])
+    command = [sys.executable, str(SCALE), "--scale", "tiny", "--repeat", "1"]
+    command += ["--steps", "consumers,predict", "--out", str(tmp_path), "--home", str(home)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "scale_runs.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == ["predict", "consumers"]  # pipeline order
+    assert all(r["events"] == first["events"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--steps", "train,bake", "--home", "x"], "unknown step(s) ['bake']"),
+        (["--steps", "train"], "--steps needs --home"),
+    ],
+)
+def test_bad_steps_say_what_to_fix(extra: list[str], message: str, tmp_path: Path) -> None:
+    command = [sys.executable, str(SCALE), "--scale", "tiny", "--out", str(tmp_path), *extra]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
 def test_tiny_scale_is_never_recorded_into_bench() -> None:
