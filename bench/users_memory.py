@@ -1,23 +1,33 @@
-"""Peak memory of the user models' per-user item matrices at a large shape (no training).
+"""Peak memory of the user models' inputs (no training).
 
     .venv/bin/python bench/users_memory.py [--users 100000] [--items 5000] [--per-user 8]
+    .venv/bin/python bench/users_memory.py --home /path/to/built/home [--torch]
 
 Synthetic events (the tests' generator), then under tracemalloc: the sparse training inputs
 (history, targets, purchased-before) and one ranking baseline scored a batch of users at a
 time down to each user's top 12. Prints the peak of each next to what the former dense
 (users x items) layout needed.
+
+With `--home` (a home that dbt built and Feast materialized): the user models' input assembly
+(`ml_jobs.users.job.load_inputs`, the fast configuration unless `--torch`) stage by stage, with
+the process's resident memory sampled every 50 ms: the peak of each stage, and the size of
+what it keeps. Run it in a process of its own (RSS never shrinks back to a baseline).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,12 +51,77 @@ def measure(label: str, dense_bytes: float, work) -> None:
     )
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _nbytes(value: object) -> int:
+    if value is None:
+        return 0
+    if sp.issparse(value):
+        return value.data.nbytes + value.indices.nbytes + value.indptr.nbytes
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return int(np.sum(value.memory_usage(deep=True)))
+    if dataclasses.is_dataclass(value):
+        return sum(_nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return int(getattr(value, "nbytes", 0))
+
+
+def assembly(home: Path, torch_inputs: bool) -> None:
+    """Peak RSS of each stage of load_inputs on a built home (see the module doc)."""
+    from rich.console import Console
+
+    from ml_jobs.config import Paths, quiet_environment
+    from ml_jobs.users.backtest import UserModelsConfig
+    from ml_jobs.users.job import load_inputs
+
+    quiet_environment()
+    os.environ["BASKETCAST_HOME"] = str(home)
+    paths = Paths(home)
+    config = UserModelsConfig(n_cutoffs=1, use_torch=torch_inputs)
+    peak = [_rss()]
+
+    def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
+    started = time.perf_counter()
+
+    def stage(label: str, kept: int) -> None:
+        print(
+            f"{label:<28} {time.perf_counter() - started:7.1f} s   peak RSS "
+            f"{peak[0] / MIB:8.0f} MiB   RSS now {_rss() / MIB:8.0f} MiB   "
+            f"keeps {kept / MIB:7.0f} MiB",
+            flush=True,
+        )
+        peak[0] = _rss()
+
+    catalog = data.load_catalog(paths)
+    events = data.load_events(paths, catalog)
+    stage(f"events ({len(events.user)})", _nbytes(events))
+    del events
+    inputs = load_inputs(paths, config, Console(stderr=True))
+    stage(f"load_inputs ({len(inputs.train_all)} rows)", _nbytes(inputs.train_all))
+    for field in dataclasses.fields(inputs.train_all):
+        size = _nbytes(getattr(inputs.train_all, field.name))
+        if size:
+            print(f"    {field.name:<16} {size / MIB:8.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--per-user", type=int, default=8)
+    parser.add_argument("--home", type=Path, help="a built home: measure the input assembly")
+    parser.add_argument("--torch", action="store_true", help="with --home: torch inputs too")
     args = parser.parse_args()
+    if args.home is not None:
+        assembly(args.home.resolve(), args.torch)
+        return
     n, items = args.users, args.items
     events = synthetic_events(n, items, args.per_user)
     users = np.arange(1, n + 1, dtype=np.int64)

@@ -29,7 +29,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,7 @@ from ml_jobs.config import FEATURE_REPO_DIR, Paths, quiet_environment
 from ml_jobs.feature_contract import raise_problems, source_problems
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     from feast import FeatureStore
 
@@ -194,7 +195,8 @@ def _offline_session(paths: Paths) -> Iterator[None]:
     """Give Feast's DuckDB offline store an in-memory session of ours, and close it after.
 
     Feast reads the Parquet exports through ibis's default DuckDB backend, a module global.
-    Opening it here applies basketcast's out-of-core settings (memory limit, and spilling under
+    Opening it here applies basketcast's in-memory session settings (a memory limit of its own,
+    smaller than the warehouse's: see ml_jobs.warehouse.session_memory_limit; spilling under
     ``paths.scratch`` instead of ``./.tmp`` in the working directory); closing it keeps duckdb
     from reporting a leaked connection at exit. ibis's own deprecation notices about duckdb's
     API are silenced: they are not ours to act on.
@@ -323,8 +325,49 @@ def online_features(
     return _float_features(frame, [join_key], names)
 
 
+def entity_batches(stamps: pd.Series, batch_rows: int | None) -> list[np.ndarray]:
+    """Row positions of each retrieval batch: rows grouped by timestamp, in time order.
+
+    A batch takes whole timestamps while it stays within ``batch_rows`` rows (a timestamp with
+    more rows than that is split into batches of ``batch_rows``), so a batch of cutoffs spans a
+    short stretch of time and the point-in-time join sees only that stretch's snapshots.
+    ``None`` returns one batch of every row.
+    """
+    import numpy as np
+
+    if batch_rows is None or len(stamps) <= batch_rows:
+        return [np.arange(len(stamps))]
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    order = np.argsort(stamps.to_numpy(), kind="stable")
+    _, starts = np.unique(stamps.to_numpy()[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    batches: list[np.ndarray] = []
+    current: list[np.ndarray] = []
+    size = 0
+    for group in groups:
+        if size + len(group) > batch_rows and current:
+            batches.append(np.concatenate(current))
+            current, size = [], 0
+        for start in range(0, len(group), batch_rows):
+            part = group[start : start + batch_rows]
+            if size + len(part) > batch_rows:
+                batches.append(np.concatenate(current))
+                current, size = [], 0
+            current.append(part)
+            size += len(part)
+    if current:
+        batches.append(np.concatenate(current))
+    return batches
+
+
 def historical_features(
-    paths: Paths, entity_df: pd.DataFrame, service: str, offline: str = "duckdb"
+    paths: Paths,
+    entity_df: pd.DataFrame,
+    service: str,
+    offline: str = "duckdb",
+    batch_rows: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Point-in-time correct features of ``service`` for every row of ``entity_df``.
 
@@ -336,6 +379,11 @@ def historical_features(
     Rows come back in the order given: the columns of ``entity_df``, then the service's
     features in schema order, all float64 (null -> NaN). ``offline="spark"`` runs the same
     retrieval as Spark SQL over the Spark-built tables (after ``apply(..., offline="spark")``).
+
+    With ``batch_rows``, Feast is asked for at most that many rows at a time, grouped by
+    timestamp (see ``entity_batches``): the join of entity rows with snapshots, which grows with
+    rows x snapshots per entity, stays bounded whatever the number of rows. ``on_batch(done,
+    total)`` is called after each batch with the rows retrieved so far and in all.
     """
     import pandas as pd
     from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
@@ -349,18 +397,29 @@ def historical_features(
     )
     frame[_ROW_ORDER] = range(len(frame))
     feature_service = store.get_feature_service(service)
+    names = _service_feature_names(feature_service)
+    parts: list[pd.DataFrame] = []
+    done = 0
     with _offline_session(paths) if offline == "duckdb" else nullcontext():
-        result = store.get_historical_features(
-            entity_df=frame,
-            features=feature_service,
-            filter_by_created_timestamp=True,
-        ).to_df()
+        for rows in entity_batches(frame[ts_col], batch_rows):
+            result = store.get_historical_features(
+                entity_df=frame.iloc[rows],
+                features=feature_service,
+                filter_by_created_timestamp=True,
+            ).to_df()
+            parts.append(result[[_ROW_ORDER, *names]])
+            done += len(rows)
+            if on_batch is not None:
+                on_batch(done, len(frame))
+    found = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    del parts
+    result = frame.merge(found, on=_ROW_ORDER, how="left", validate="one_to_one")
     if offline == "spark":
         from ml_jobs.features_spark import utc_timestamps
 
         result = utc_timestamps(result, [ts_col])
     result = result.sort_values(_ROW_ORDER).reset_index(drop=True)
-    return _float_features(result, list(entity_df.columns), _service_feature_names(feature_service))
+    return _float_features(result, list(entity_df.columns), names)
 
 
 def latest_offline_values(

@@ -7,6 +7,7 @@ closes it before returning; nothing holds the warehouse open between steps.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,14 +141,76 @@ def duckdb_settings() -> dict[str, str | bool]:
     return settings
 
 
+# In-memory sessions (Feast's offline store, export reads) get this share of the warehouse's
+# memory limit unless BASKETCAST_SESSION_MEMORY_LIMIT says otherwise: they run beside the
+# Python process that holds their results, which the warehouse's limit does not count.
+SESSION_SHARE = 0.25
+# DuckDB's own default memory limit, a share of physical memory, for when no limit is set.
+DUCKDB_DEFAULT_SHARE = 0.8
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+def memory_bytes(text: str, setting: str = "memory limit") -> int:
+    """Bytes of a DuckDB-style size such as `8GB`, `512 MiB`, `1.5gb` or `50%` (of physical
+    memory)."""
+    if (share := text.strip()).endswith("%"):
+        try:
+            return int(_physical_memory() * float(share[:-1]) / 100)
+        except ValueError:
+            pass
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    unit = {"k": "kb", "m": "mb", "g": "gb", "t": "tb", "": "b"}.get(unit, unit)
+    if match is None or unit not in _UNITS:
+        raise ValueError(
+            f"{setting} {text!r} is not a size: write a number and a unit such as 512MB, 8GB "
+            f"or 2GiB (units: {', '.join(sorted(_UNITS))}), or a share of memory such as 50%"
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def session_memory_limit() -> str:
+    """The memory limit of ml_jobs' in-memory DuckDB sessions, in whole MiB.
+
+    BASKETCAST_SESSION_MEMORY_LIMIT when set; otherwise `SESSION_SHARE` of the warehouse limit
+    (BASKETCAST_DUCKDB_MEMORY_LIMIT, or DuckDB's default of 80 % of physical memory).
+    """
+    if own := os.environ.get("BASKETCAST_SESSION_MEMORY_LIMIT"):
+        limit = memory_bytes(own, "BASKETCAST_SESSION_MEMORY_LIMIT")
+    elif shared := os.environ.get("BASKETCAST_DUCKDB_MEMORY_LIMIT"):
+        limit = int(memory_bytes(shared, "BASKETCAST_DUCKDB_MEMORY_LIMIT") * SESSION_SHARE)
+    else:
+        limit = int(_physical_memory() * DUCKDB_DEFAULT_SHARE * SESSION_SHARE)
+    return f"{max(limit // 2**20, 1)}MiB"
+
+
 def scratch_settings(scratch: Path) -> dict[str, str | bool]:
-    """`duckdb_settings()` plus a spill folder, for in-memory DuckDB sessions.
+    """Settings of an in-memory DuckDB session: its own memory limit (see
+    `session_memory_limit`), the warehouse's insertion-order setting, and a spill folder.
 
     An in-memory DuckDB spills into `./.tmp` under the working directory by default; basketcast
     points it at `scratch` (the home's `tmp/`) so a large read never writes where it runs from.
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    return {**duckdb_settings(), "temp_directory": str(scratch)}
+    return {
+        **duckdb_settings(),
+        "memory_limit": session_memory_limit(),
+        "temp_directory": str(scratch),
+    }
 
 
 @contextmanager

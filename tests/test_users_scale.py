@@ -139,3 +139,29 @@ def test_ranking_a_batch_of_users_at_a_time_equals_ranking_all(small, name) -> N
     np.testing.assert_array_equal(got.scores, want.scores)
     relevant, _ = data.window_targets(events, users, cutoff, 7, 30, 7)
     assert ranked_metrics(got.items, relevant) == ranking_metrics(full, relevant.toarray())
+
+
+def test_cooccurrence_counts_pairs_seen_not_items_by_items() -> None:
+    """The item-follows-item matrix holds the pairs seen: 50,000 items would take 20 GB dense."""
+    events = synthetic_events(n_users=3000, n_items=400, per_user=12)
+    cutoff = pd.Timestamp("2026-02-01", tz="UTC")
+    follows = baselines.cooccurrence_follows(events, cutoff, 400)
+    end = events.to_seconds(cutoff)
+    recent = (events.seconds < end) & (events.seconds >= end - 90 * 86_400) & (events.item > 0)
+    u, it = events.user[recent], events.item[recent] - 1
+    same = (u[1:] == u[:-1]) & (it[1:] != it[:-1])
+    dense = np.zeros((400, 400))
+    np.add.at(dense, (it[:-1][same], it[1:][same]), 1.0)
+    dense /= np.maximum(dense.sum(axis=1, keepdims=True), 1.0)
+    np.testing.assert_array_equal(follows.toarray(), dense)
+    assert follows.nnz < 0.2 * 400 * 400
+
+    wide = synthetic_events(n_users=20_000, n_items=50_000, per_user=8)
+    tracemalloc.start()
+    try:
+        follows = baselines.cooccurrence_follows(wide, cutoff, 50_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert follows.shape == (50_000, 50_000)
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MiB"

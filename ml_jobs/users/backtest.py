@@ -58,6 +58,10 @@ class UserModelsConfig:
     top_k: int = 10  # recommendations written per user
     exclude_repurchase: bool = False  # drop items the user already bought from recommendations
     use_torch: bool = True
+    # Input assembly: Feast rows per point-in-time retrieval, and the most labelled rows
+    # loaded (past it, a fixed share of users is kept on every cutoff; see job.sample_users).
+    feature_batch_rows: int = 100_000
+    max_labelled_rows: int = 2_000_000
     xgboost: XGBoostPropensityParams = field(default_factory=XGBoostPropensityParams)
     torch: TrainConfig = field(default_factory=TrainConfig)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import xgboost as xgb
 
 from ml_jobs.users.calibration import Platt
@@ -182,16 +183,19 @@ def repurchase_scores(
 
 def cooccurrence_follows(
     events: EventLog, cutoff: pd.Timestamp, n_items: int, days: int = 90
-) -> np.ndarray:
-    """(n_items, n_items): how often item j followed item i in users' recent streams, each
-    row normalised to sum to 1 (items x items: independent of the number of users)."""
+) -> sp.csr_matrix:
+    """Sparse (n_items, n_items): how often item j followed item i in users' recent streams,
+    each row normalised to sum to 1 (pairs seen, not items x items: 50,000 items would take
+    20 GB dense)."""
     end = events.to_seconds(cutoff)
     recent = (events.seconds < end) & (events.seconds >= end - days * 86_400) & (events.item > 0)
     u, it = events.user[recent], events.item[recent] - 1
     same = (u[1:] == u[:-1]) & (it[1:] != it[:-1])
-    follows = np.zeros((n_items, n_items))
-    np.add.at(follows, (it[:-1][same], it[1:][same]), 1.0)
-    follows /= np.maximum(follows.sum(axis=1, keepdims=True), 1.0)
+    pairs = (np.ones(int(same.sum())), (it[:-1][same], it[1:][same]))
+    follows = sp.coo_matrix(pairs, shape=(n_items, n_items)).tocsr()
+    follows.sum_duplicates()
+    totals = np.maximum(np.asarray(follows.sum(axis=1)).reshape(-1), 1.0)
+    follows.data /= np.repeat(totals, np.diff(follows.indptr))
     return follows
 
 
@@ -202,7 +206,7 @@ def cooccurrence_scores(
     n_items: int,
     last_items: int = 5,
     days: int = 90,
-    follows: np.ndarray | None = None,
+    follows: sp.csr_matrix | None = None,
 ) -> np.ndarray:
     """Items that followed the user's last `last_items` items in all users' recent streams
     (`follows` from `cooccurrence_follows`, computed here when not given)."""
@@ -223,7 +227,7 @@ def cooccurrence_scores(
     # each step adds one (rows, items) slice without repeated rows.
     for rank in range(last_items - 1, -1, -1):
         at = rank_from_end == rank
-        scores[row[at]] += follows[events.item[idx[at]] - 1] * 0.7**rank
+        scores[row[at]] += follows[events.item[idx[at]] - 1].toarray() * 0.7**rank
     pop = np.log1p(item_popularity(events, cutoff, 28, n_items))
     return scores + 1e-3 * pop / (pop.max() + 1.0)
 

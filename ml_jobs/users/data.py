@@ -15,6 +15,7 @@ one searchsorted and one gather, for all users at once.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,11 +57,11 @@ class Catalog:
 class EventLog:
     """All events sorted by (user, time); items and categories as dense indices."""
 
-    user: np.ndarray  # int64 user_id
-    seconds: np.ndarray  # int64 seconds since `origin`
-    item: np.ndarray  # int64 item index, 0 for searches
-    category: np.ndarray  # int64 category index, 0 for searches
-    kind: np.ndarray  # int64 index into EVENT_TYPES
+    user: np.ndarray  # user_id (int32 when every id fits, else int64)
+    seconds: np.ndarray  # int32 seconds since `origin` (int64 past 68 years)
+    item: np.ndarray  # int32 item index, 0 for searches
+    category: np.ndarray  # int32 category index, 0 for searches
+    kind: np.ndarray  # int8 index into EVENT_TYPES
     price: np.ndarray  # float64, 0 when missing
     origin: pd.Timestamp  # UTC timestamp of seconds == 0
     last_day: dt.date  # newest day with data
@@ -119,36 +120,69 @@ def load_catalog(paths: Paths) -> Catalog:
     )
 
 
-def load_events(paths: Paths, catalog: Catalog) -> EventLog:
-    """Every clean event, sorted by user and time (events of unknown items count as searches)."""
+def load_events(paths: Paths, catalog: Catalog, batch_rows: int = 1_000_000) -> EventLog:
+    """Every clean event, sorted by user and time (events of unknown items count as searches).
+
+    Streamed `batch_rows` at a time into arrays sized once, as compact as the data allows
+    (see EventLog), so the load needs little more memory than the log it returns."""
+    # The event type comes back as its index into EVENT_TYPES (0 for an unknown type), so no
+    # Python string is made per event.
+    kinds = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(EVENT_TYPES) if i)
     with connect(paths.warehouse, read_only=True) as con:
-        frame = con.execute(
-            """SELECT user_id, epoch_us(event_ts) AS ts_us, coalesce(item_id, -1) AS item_id,
-                   event_type, coalesce(price, 0) AS price
+        n, first_us, last_us, low_user, high_user = con.execute(
+            """SELECT count(*), min(epoch_us(event_ts)), max(epoch_us(event_ts)),
+                   min(user_id), max(user_id)
+            FROM staging.stg_shop__events"""
+        ).fetchall()[0]
+        if not n:
+            raise MissingTrainingDataError(
+                "staging.stg_shop__events is empty: run `basketcast build`"
+            )
+        origin_us = int(first_us) // 86_400_000_000 * 86_400_000_000
+        user = np.empty(n, dtype=_int_type(low_user, high_user))
+        seconds = np.empty(n, dtype=_int_type(0, (int(last_us) - origin_us) // 1_000_000))
+        item = np.empty(n, dtype=np.int32)
+        kind = np.empty(n, dtype=np.int8)
+        price = np.empty(n, dtype=np.float64)
+        reader = con.sql(
+            f"""SELECT user_id, epoch_us(event_ts) AS ts_us, coalesce(item_id, -1) AS item_id,
+                   coalesce(CASE event_type {kinds} END, 0)::TINYINT AS kind,
+                   coalesce(price, 0) AS price
             FROM staging.stg_shop__events ORDER BY user_id, event_ts, event_id"""
-        ).df()
-    if frame.empty:
-        raise MissingTrainingDataError("staging.stg_shop__events is empty: run `basketcast build`")
-    ts_us = frame["ts_us"].to_numpy(np.int64)
-    origin_us = int(ts_us.min()) // 86_400_000_000 * 86_400_000_000
-    raw_item = frame["item_id"].to_numpy(np.int64)
+        ).to_arrow_reader(batch_rows)
+        at = 0
+        for batch in reader:
+            part = slice(at, at + batch.num_rows)
+            columns = [column.to_numpy(zero_copy_only=False) for column in batch.columns]
+            user[part], ts_us, raw_item, kind[part], price[part] = columns
+            seconds[part] = (ts_us - origin_us) // 1_000_000
+            item[part] = _item_index(catalog, raw_item)
+            at = part.stop
+    return EventLog(
+        user=user,
+        seconds=seconds,
+        item=item,
+        category=catalog.item_category[item].astype(np.int32),
+        kind=kind,
+        price=price,
+        origin=pd.Timestamp(origin_us, unit="us", tz="UTC"),
+        last_day=pd.Timestamp(int(last_us), unit="us", tz="UTC").date(),
+    )
+
+
+def _item_index(catalog: Catalog, raw_item: np.ndarray) -> np.ndarray:
+    """Dense item index of each item_id, 0 for a search or an item not in the catalogue."""
     pos = np.searchsorted(catalog.item_ids, raw_item)
     known = (pos < catalog.n_items) & (
         catalog.item_ids[np.minimum(pos, catalog.n_items - 1)] == raw_item
     )
-    item = np.where(known, pos + 1, 0).astype(np.int64)
-    kind = pd.Categorical(frame["event_type"], categories=EVENT_TYPES).codes.astype(np.int64)
-    origin = pd.Timestamp(origin_us, unit="us", tz="UTC")
-    return EventLog(
-        user=frame["user_id"].to_numpy(np.int64),
-        seconds=(ts_us - origin_us) // 1_000_000,
-        item=item,
-        category=catalog.item_category[item],
-        kind=kind,
-        price=frame["price"].to_numpy(np.float64),
-        origin=origin,
-        last_day=pd.Timestamp(int(ts_us.max()), unit="us", tz="UTC").date(),
-    )
+    return np.where(known, pos + 1, 0)
+
+
+def _int_type(low: int, high: int) -> type[np.signedinteger]:
+    """int32 when every value in [low, high] fits (half the memory of int64), else int64."""
+    info = np.iinfo(np.int32)
+    return np.int32 if info.min <= int(low) and int(high) <= info.max else np.int64
 
 
 def load_labels(paths: Paths) -> pd.DataFrame:
@@ -169,7 +203,7 @@ def scoring_population(events: EventLog, cutoff: pd.Timestamp, active_days: int)
     end = events.to_seconds(cutoff)
     start = end - active_days * 86_400
     seen = (events.seconds >= start) & (events.seconds < end)
-    return np.unique(events.user[seen])
+    return np.unique(events.user[seen]).astype(np.int64)
 
 
 def sequences(
@@ -189,9 +223,9 @@ def sequences(
     safe = np.where(valid, idx, 0)
     gap_hours = (cut_sec[:, None] - events.seconds[safe]) / 3600.0
     return Sequences(
-        item=np.where(valid, events.item[safe], 0),
-        category=np.where(valid, events.category[safe], 0),
-        kind=np.where(valid, events.kind[safe], 0),
+        item=np.where(valid, events.item[safe], 0).astype(np.int64),
+        category=np.where(valid, events.category[safe], 0).astype(np.int64),
+        kind=np.where(valid, events.kind[safe], 0).astype(np.int64),
         log_gap_hours=np.where(valid, np.log1p(np.maximum(gap_hours, 0.0)), 0.0).astype(np.float32),
         log_price=np.where(valid, np.log1p(events.price[safe]), 0.0).astype(np.float32),
         history_events=end - start,
@@ -322,9 +356,14 @@ def item_popularity(events: EventLog, cutoff: pd.Timestamp, days: int, n_items: 
 
 
 def user_features(
-    paths: Paths, users: np.ndarray, cutoffs: pd.Series | pd.Timestamp
+    paths: Paths,
+    users: np.ndarray,
+    cutoffs: pd.Series | pd.Timestamp,
+    batch_rows: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """`propensity_v1` features joined point-in-time at each row's cutoff (Feast)."""
+    """`propensity_v1` features joined point-in-time at each row's cutoff (Feast), fetched at
+    most `batch_rows` rows at a time (see ml_jobs.features.historical_features)."""
     from ml_jobs.features import historical_features
 
     stamps = (
@@ -335,4 +374,6 @@ def user_features(
     entity_df = pd.DataFrame(
         {"user_id": np.asarray(users, dtype=np.int64), "event_timestamp": stamps}
     )
-    return historical_features(paths, entity_df, FEATURE_SERVICE)
+    return historical_features(
+        paths, entity_df, FEATURE_SERVICE, batch_rows=batch_rows, on_batch=on_batch
+    )

@@ -1,7 +1,8 @@
 """The user models job: backtest, fit, score every active user, write back, promote.
 
 1. load the catalogue, the event log and the dbt training set (ml.ml_user_propensity_labels),
-   and the `propensity_v1` Feast features point-in-time for every row that is needed;
+   and the `propensity_v1` Feast features point-in-time for every row that is needed, a
+   bounded batch of rows at a time (past `max_labelled_rows`, a share of users is kept);
 2. backtest every model on the newest labelled cutoffs (ml_jobs.users.backtest);
 3. fit every model on the newest labelled cutoffs and score the users active in the 90 days
    before the day after the data ends;
@@ -172,6 +173,19 @@ class Inputs:
         )
 
 
+def sample_users(rows: pd.DataFrame, max_rows: int) -> pd.DataFrame:
+    """`rows` when they are at most `max_rows`; otherwise the rows of a fixed share of users,
+    the same users on every cutoff (picked by a hash of user_id), about `max_rows` in all."""
+    if max_rows < 1:
+        raise ValueError(f"max_labelled_rows must be at least 1, got {max_rows}")
+    if len(rows) <= max_rows:
+        return rows
+    share = max_rows / len(rows)
+    users = rows["user_id"].to_numpy(np.uint64)
+    hashed = (users * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(40)  # 24 well-mixed bits
+    return rows[hashed < np.uint64(share * (1 << 24))].reset_index(drop=True)
+
+
 def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inputs:
     with console.status("loading events, catalogue and the training set"):
         catalog = data.load_catalog(paths)
@@ -189,24 +203,56 @@ def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inp
     for test in tests:
         needed |= set(training_cutoffs(labelled, test, config.window_days, config.train_cutoffs))
     rows = labels[labels["cutoff_date"].isin(needed)].reset_index(drop=True)
+    del labels
+    all_rows = len(rows)
+    rows = sample_users(rows, config.max_labelled_rows)
 
     as_of = events.last_day
     predict_ts = pd.Timestamp(as_of + dt.timedelta(days=1)).tz_localize("UTC")
     population = data.scoring_population(events, predict_ts, ACTIVE_DAYS)
     scoring = pd.DataFrame({"user_id": population, "cutoff_ts": predict_ts})
-    with console.status(f"point-in-time features for {len(rows) + len(scoring)} rows (Feast)"):
-        both = pd.concat([rows[["user_id", "cutoff_ts"]], scoring], ignore_index=True)
-        features = data.user_features(paths, both["user_id"].to_numpy(), both["cutoff_ts"])
-    feature_names = [c for c in features.columns if c not in ("user_id", "event_timestamp")]
     n = len(rows)
+    with console.status(f"point-in-time features for {n + len(scoring)} rows (Feast)") as status:
+
+        def progress(done: int, total: int) -> None:
+            status.update(f"point-in-time features: {done} of {total} rows (Feast)")
+
+        both = pd.concat([rows[["user_id", "cutoff_ts"]], scoring], ignore_index=True)
+        features = data.user_features(
+            paths,
+            both["user_id"].to_numpy(),
+            both["cutoff_ts"],
+            batch_rows=config.feature_batch_rows,
+            on_batch=progress,
+        )
+        del both
+    feature_names = [c for c in features.columns if c not in ("user_id", "event_timestamp")]
+    train_features, predict_features = features.iloc[:n], features.iloc[n:]
+    del features
     train_all = build_examples(
-        rows, features.iloc[:n], events, catalog, config.max_len, config.window_days, True
+        rows,
+        train_features,
+        events,
+        catalog,
+        config.max_len,
+        config.window_days,
+        True,
+        torch_inputs=config.use_torch,
     )
+    del rows, train_features
     predict_ex = build_examples(
-        scoring, features.iloc[n:], events, catalog, config.max_len, config.window_days, False
+        scoring,
+        predict_features,
+        events,
+        catalog,
+        config.max_len,
+        config.window_days,
+        False,
+        torch_inputs=config.use_torch,
     )
+    sampled = "" if n == all_rows else f" (a share of users: {n} of {all_rows} rows)"
     console.log(
-        f"user models: {n} labelled rows on {len(needed)} cutoffs, "
+        f"user models: {n} labelled rows on {len(needed)} cutoffs{sampled}, "
         f"{len(population)} users to score as of {as_of}"
     )
     return Inputs(
