@@ -38,7 +38,6 @@ from ml_jobs.config import FEATURE_REPO_DIR, Paths, quiet_environment
 from ml_jobs.feature_contract import raise_problems, source_problems
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
     from feast import FeatureStore
 
@@ -325,42 +324,6 @@ def online_features(
     return _float_features(frame, [join_key], names)
 
 
-def entity_batches(stamps: pd.Series, batch_rows: int | None) -> list[np.ndarray]:
-    """Row positions of each retrieval batch: rows grouped by timestamp, in time order.
-
-    A batch takes whole timestamps while it stays within ``batch_rows`` rows (a timestamp with
-    more rows than that is split into batches of ``batch_rows``), so a batch of cutoffs spans a
-    short stretch of time and the point-in-time join sees only that stretch's snapshots.
-    ``None`` returns one batch of every row.
-    """
-    import numpy as np
-
-    if batch_rows is None or len(stamps) <= batch_rows:
-        return [np.arange(len(stamps))]
-    if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
-    order = np.argsort(stamps.to_numpy(), kind="stable")
-    _, starts = np.unique(stamps.to_numpy()[order], return_index=True)
-    groups = np.split(order, starts[1:])
-    batches: list[np.ndarray] = []
-    current: list[np.ndarray] = []
-    size = 0
-    for group in groups:
-        if size + len(group) > batch_rows and current:
-            batches.append(np.concatenate(current))
-            current, size = [], 0
-        for start in range(0, len(group), batch_rows):
-            part = group[start : start + batch_rows]
-            if size + len(part) > batch_rows:
-                batches.append(np.concatenate(current))
-                current, size = [], 0
-            current.append(part)
-            size += len(part)
-    if current:
-        batches.append(np.concatenate(current))
-    return batches
-
-
 def historical_features(
     paths: Paths,
     entity_df: pd.DataFrame,
@@ -387,6 +350,8 @@ def historical_features(
     """
     import pandas as pd
     from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
+
+    from ml_jobs.feature_batches import entity_batches
 
     store = feature_store(paths, offline=offline)
     frame = entity_df.reset_index(drop=True).copy()

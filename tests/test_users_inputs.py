@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from rich.console import Console
 
 from ml_jobs import pipeline
-from ml_jobs.features import entity_batches
+from ml_jobs.feature_batches import entity_batches
 from ml_jobs.users import data
 from ml_jobs.users.backtest import UserModelsConfig
 from ml_jobs.users.examples import Examples, build_examples
