@@ -71,15 +71,18 @@ def basketcast_daily() -> None:
 
         pipeline.build_warehouse(Paths.from_env(), target=target, full_refresh=full_refresh)
 
-    @task
-    def quality_gate() -> dict[str, object]:
-        """Stop publication when the load does not reconcile or rejects too many rows."""
+    @task(pool=WAREHOUSE_POOL)
+    def quality_gate(target: str | None = None) -> dict[str, object]:
+        """Stop publication when the load does not reconcile or rejects too many rows.
+
+        It reads the warehouse the build task wrote (`target`), so it queues behind writers.
+        """
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
         params = get_current_context()["params"]
         return pipeline.quality_gate(
-            Paths.from_env(), max_rejected_share=params["max_rejected_share"]
+            Paths.from_env(), max_rejected_share=params["max_rejected_share"], target=target
         )
 
     @task
@@ -103,7 +106,7 @@ def basketcast_daily() -> None:
     (
         ingest()
         >> dbt_build_warehouse(**dbt_task_args())
-        >> quality_gate()
+        >> quality_gate(**dbt_task_args(incremental_models=False))
         >> feast_materialize()
         >> predict_champions()
     )

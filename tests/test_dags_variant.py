@@ -73,13 +73,15 @@ def test_dbt_tasks_build_on_spark_in_full() -> None:
     assert tasks["dbt_build_warehouse"]["op_kwargs"] == {"target": "spark", "full_refresh": True}
     # No full refresh of the consumers: marketing_segments keeps its history of as-of dates.
     assert tasks["dbt_build_consumers"]["op_kwargs"] == {"target": "spark"}
+    # The gate checks the warehouse those tasks built, and the DAG shows which.
+    assert tasks["quality_gate"]["op_kwargs"] == {"target": "spark"}
     others = [t for t, v in tasks.items() if not t.startswith("dbt_") and v["op_kwargs"]]
-    assert others == []
+    assert others == ["quality_gate"]
 
 
 def test_quality_gate_follows_the_deployments_target(monkeypatch: pytest.MonkeyPatch) -> None:
-    """quality_gate gets no target from the DAG: it reads BASKETCAST_DBT_TARGET on the worker,
-    the variable the dbt tasks were parsed with, so it checks the warehouse they built."""
+    """Given no target (the default deployment), quality_gate reads BASKETCAST_DBT_TARGET on
+    the worker, the variable the dbt tasks were parsed with, so it checks what they built."""
     from ml_jobs.spark import resolve_target
 
     monkeypatch.setenv("BASKETCAST_DBT_TARGET", "spark")
@@ -93,7 +95,7 @@ def test_training_goes_to_the_gpu_queue_and_writers_keep_the_warehouse_pool() ->
     tasks = spark_gpu()["tasks"]
     for task_id in TRAINING:
         assert tasks[task_id]["queue"] == "gpu" and tasks[task_id]["pool"] == GPU_POOL, task_id
-    for task_id in WRITERS:
+    for task_id in WRITERS | {"quality_gate"}:  # the gate reads what the writers write
         assert tasks[task_id]["pool"] == WAREHOUSE_POOL, task_id
     # Everything else runs on the workers of the default queue.
     rest = {tasks[t]["queue"] for t in tasks if t not in TRAINING}
