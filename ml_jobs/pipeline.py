@@ -102,12 +102,31 @@ def newest_load(paths: Paths, target: str | None = None) -> list[tuple]:
     `audit.reconciliation`, read from where `target` built the warehouse.
 
     `target` is a profile output as for `build_warehouse` (unset: BASKETCAST_DBT_TARGET, else
-    DuckDB). On `spark` the table is read through the Spark catalog dbt built it in; every other
-    target reads the DuckDB warehouse.
+    DuckDB). On `spark` the table is read through the Spark catalog dbt built it in, on
+    `postgres` from the Postgres database of the profile (BASKETCAST_PG_* settings); DuckDB
+    otherwise.
     """
     from ml_jobs import spark
 
-    if spark.resolve_target(target) == spark.SPARK_TARGET:
+    resolved = spark.resolve_target(target)
+    if resolved == "postgres":
+        from ml_jobs.ingest.postgres import PostgresSettings
+
+        settings = PostgresSettings.from_env()
+        con = settings.connect()
+        try:
+            with con.cursor() as cur:
+                cur.execute("select to_regclass('audit.reconciliation')")
+                if cur.fetchone()[0] is None:
+                    raise QualityGateFailed(
+                        f"audit.reconciliation is missing from Postgres database "
+                        f"{settings.database!r}: run dbt build --target postgres first"
+                    )
+                cur.execute(NEWEST_LOAD_SQL)
+                return [tuple(row) for row in cur.fetchall()]
+        finally:
+            con.close()
+    if resolved == spark.SPARK_TARGET:
         session = spark.session(paths)
         if not session.catalog.tableExists("audit.reconciliation"):
             raise QualityGateFailed(

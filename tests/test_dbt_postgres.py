@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ml_jobs import dbt_runner
+from ml_jobs import dbt_runner, pipeline
 from ml_jobs.config import RAW_TABLES, Paths
 from ml_jobs.generate import ShopConfig, generate_shop
 from ml_jobs.ingest.campaigns import write_campaigns
@@ -275,3 +275,28 @@ def test_an_optional_raw_table_the_home_lacks_is_dropped_on_reload(
     assert not any(reload.raw_table("campaigns").glob("*.parquet"))
     assert "campaigns" not in load_raw(reload, pg, schema="reload")
     assert set(postgres(pg, tables)["table_name"]) == set(RAW_TABLES)
+
+
+def test_quality_gate_reads_the_postgres_build(builds: tuple[Paths, PostgresSettings]) -> None:
+    """With the postgres target the gate checks the load dbt reconciled in Postgres: the same
+    counts as the DuckDB build of the same raw files."""
+    paths, pg = builds
+    on_postgres = pipeline.newest_load(paths, "postgres")
+    assert on_postgres == pipeline.newest_load(paths, "duckdb")
+    assert {row[0] for row in on_postgres} >= set(RAW_TABLES)
+    gate = pipeline.quality_gate(paths, max_rejected_share=1.0, target="postgres")
+    assert gate == pipeline.quality_gate(paths, max_rejected_share=1.0, target="duckdb")
+
+
+def test_quality_gate_on_an_unbuilt_postgres_database_says_what_to_run(
+    builds: tuple[Paths, PostgresSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, pg = builds
+    empty = PostgresSettings(pg.host, pg.port, pg.user, pg.password, f"{pg.database}_empty")
+    create_database(empty, drop=True)
+    try:
+        monkeypatch.setenv("BASKETCAST_PG_DATABASE", empty.database)
+        with pytest.raises(pipeline.QualityGateFailed, match="dbt build --target postgres"):
+            pipeline.quality_gate(paths, target="postgres")
+    finally:
+        drop_database(empty)
