@@ -33,8 +33,8 @@ from ml_jobs.warehouse import (
     ADDED_COLUMNS,
     PREDICTION_TABLES,
     RUN_COLUMNS,
-    _latest_view,
     connect,
+    latest_view_sql,
     table_exists,
 )
 
@@ -234,13 +234,8 @@ def write_predictions(spark: SparkSession, table: str, frame: pd.DataFrame) -> i
 
 
 def latest_view(table: str) -> str:
-    """The `_latest` view of `ml_jobs.warehouse`, with its columns listed in the table's order
-    (Spark puts the columns of a USING join first in `p.*`)."""
-    listed = ", ".join(f"p.{column}" for column, _ in prediction_columns(table))
-    sql = _latest_view(table)
-    if "SELECT p.* FROM" not in sql:
-        raise RuntimeError(f"the _latest view of {table} no longer selects p.*: update this")
-    return sql.replace("SELECT p.* FROM", f"SELECT {listed} FROM")
+    """The `_latest` view of `ml_jobs.warehouse`, its columns listed in the table's order."""
+    return latest_view_sql(table, [column for column, _ in prediction_columns(table)])
 
 
 def _blocks(rows: pd.DataFrame) -> dict[tuple[str, str], tuple[int, str]]:

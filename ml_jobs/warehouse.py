@@ -94,12 +94,15 @@ DDL = [
 ]
 
 
-def _latest_view(table: str) -> str:
+def latest_view_sql(table: str, columns: list[str] | None = None) -> str:
     """The newest as-of date of the champion's newest succeeded run of one prediction table.
 
     A training run writes its forecast once; daily batch prediction then writes the same
     champion run for each new as-of date, so a run holds one block of rows per as-of date.
+    The view selects `columns` in that order (default: the table's own, `p.*`); Spark lists
+    them, since it puts the columns of a USING join first in `p.*`.
     """
+    selected = "p.*" if columns is None else ", ".join(f"p.{c}" for c in columns)
     return f"""CREATE OR REPLACE VIEW predictions.{table}_latest AS
     WITH champion_run AS (
         SELECT r.run_id
@@ -114,7 +117,7 @@ def _latest_view(table: str) -> str:
         FROM predictions.{table} p JOIN champion_run USING (run_id)
         GROUP BY p.run_id
     )
-    SELECT p.* FROM predictions.{table} p JOIN newest USING (run_id, as_of_date)"""
+    SELECT {selected} FROM predictions.{table} p JOIN newest USING (run_id, as_of_date)"""
 
 
 class WarehouseBusyError(RuntimeError):
@@ -273,7 +276,7 @@ def ensure_prediction_schema(con: duckdb.DuckDBPyConnection) -> None:
                 f"ALTER TABLE predictions.{table} "
                 f"ADD COLUMN IF NOT EXISTS {column} VARCHAR DEFAULT '{default}'"
             )
-        con.execute(_latest_view(table))
+        con.execute(latest_view_sql(table))
 
 
 def write_predictions(warehouse: Path, table: str, frame: pd.DataFrame) -> int:
