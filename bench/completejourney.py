@@ -270,7 +270,7 @@ def main() -> None:
     paths = Paths(args.home.resolve())
     started = time.perf_counter()
     prepare(paths, args.top_products, args.skip_build)
-    data = load_demand_data(paths.warehouse, args.grain)
+    data = load_demand_data(paths, args.grain)
     cutoffs = backtest_cutoffs(data, windows(data))
     print(f"{data.n_items} items, as of {data.as_of}, cutoffs {[str(c) for c in cutoffs]}")
 

@@ -58,7 +58,7 @@ def export_history(home: Path, out: Path) -> Path:
         generate_shop(ShopConfig(), paths)
         pipeline.build_warehouse(paths)
     target = out / "history.parquet"
-    load_demand_data(paths.warehouse).history.to_parquet(target, index=False)
+    load_demand_data(paths).history.to_parquet(target, index=False)
     return target
 
 

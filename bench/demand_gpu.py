@@ -73,7 +73,7 @@ def export(home: Path, out: Path) -> None:
     from ml_jobs.demand.data import load_demand_data, load_truth
 
     paths = Paths(home)
-    data = load_demand_data(paths.warehouse)
+    data = load_demand_data(paths)
     out.mkdir(parents=True, exist_ok=True)
     data.history.to_parquet(out / "history.parquet", index=False)
     if data.promotions is not None:

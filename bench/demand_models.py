@@ -179,7 +179,7 @@ def main() -> None:
     home = args.home or Path(tempfile.mkdtemp(prefix="basketcast-bench-demand-"))
     build_demo(home)
     paths = Paths(home)
-    data = load_demand_data(paths.warehouse)
+    data = load_demand_data(paths)
     truth = load_truth(paths.truth)
     config = DemandJobConfig(nthread=args.threads, backtest_cutoffs=args.cutoffs)
     torch_train = replace(config.torch.train, threads=args.threads)

@@ -213,7 +213,7 @@ def floor_train(paths) -> dict:  # noqa: ANN001
     params = TorchQuantileParams()
     train = params.train
     torch.set_num_threads(train.threads)
-    panel = to_panel(load_demand_data(paths.warehouse).history)
+    panel = to_panel(load_demand_data(paths).history)
     items = _vocab(panel.item_ids)
     vocab = _vocab(panel.category_id[~np.isnan(panel.category_id)].astype(np.int64))
     tensors = panel_tensors(

@@ -343,7 +343,7 @@ def test_registry_records_one_succeeded_run_per_model_and_one_champion(demo):
         assert (artifacts / "config.json").exists() and (artifacts / "model.json").exists()
     xgb_dir = Path(runs.loc[runs["model_name"] == "xgboost_quantile", "artifact_uri"].item())
     reloaded = XGBoostQuantile.load(xgb_dir)
-    history = load_demand_data(demo["paths"].warehouse).history
+    history = load_demand_data(demo["paths"]).history
     again = reloaded.predict(history, as_of, 28, known_future(history, as_of, 28, None))
     assert len(again) == len(demo["frame"]["item_id"].unique()) * 28
 

@@ -243,6 +243,6 @@ def test_weekly_job_on_a_complete_journey_slice(cj_slice: Paths):
         "SELECT sum(units_sold) AS n FROM marts.fct_item_daily_demand "
         "WHERE demand_date BETWEEN '2017-01-02' AND '2017-05-28'",
     )
-    weekly = load_demand_data(cj_slice.warehouse, "week").history
+    weekly = load_demand_data(cj_slice, "week").history
     assert weekly["units_sold"].sum() == kept["n"].iloc[0] < daily_units["n"].iloc[0]
     assert weekly["demand_date"].nunique() == 21 and weekly["item_id"].nunique() == 30

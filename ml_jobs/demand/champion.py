@@ -46,12 +46,15 @@ def load_champion_model(model_name: str, artifact_dir: Path, history: pd.DataFra
 
 
 def predict_with_champion(
-    paths: Paths, as_of: dt.date | None = None, horizon: int = 28
+    paths: Paths, as_of: dt.date | None = None, horizon: int = 28, target: str | None = None
 ) -> ChampionForecast | None:
-    """Forecast every item with the champion as of `as_of` (default: the last day of data).
+    """Forecast every item with the champion as of `as_of` (default: the last day of data),
+    on the history of the warehouse `target` built (ml_jobs.sources).
 
     Returns None when no champion exists yet: the caller trains one first.
     """
+    if not paths.warehouse.exists():  # no registry yet (the inputs may live on Spark)
+        return None
     with connect(paths.warehouse, read_only=True) as con:
         champion = current_champion(con, DEMAND_PRODUCT)
         if champion is None:
@@ -60,7 +63,7 @@ def predict_with_champion(
             "SELECT model_version, artifact_uri FROM ml.model_runs WHERE run_id = ?",
             [champion["run_id"]],
         ).fetchone()
-    data = load_demand_data(paths.warehouse)
+    data = load_demand_data(paths, target=target)
     as_of = min(as_of or data.as_of, data.as_of)
     history = history_until(data.history, as_of)
     model = load_champion_model(champion["model_name"], Path(artifact_uri), history)

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml_jobs.config import Paths
+
 DEMAND_TABLE = "marts.fct_item_daily_demand"
 PROMOTIONS_TABLE = "staging.stg_shop__promotions"
 
@@ -93,26 +95,28 @@ def clean_history(frame: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["item_id", "demand_date"], ignore_index=True)
 
 
-def load_demand_data(warehouse: Path, grain: str = "day") -> DemandData:
-    """Read the daily demand fact table (and planned promotions, if staged) read-only.
+def load_demand_data(paths: Paths, grain: str = "day", target: str | None = None) -> DemandData:
+    """Read the daily demand fact table (and planned promotions, if staged) read-only, from
+    where `target` built the warehouse (ml_jobs.sources: DuckDB, or the Spark catalog).
 
     `grain` "week" sums the days into complete Monday-to-Sunday weeks (`grain.weekly_history`).
     """
-    import duckdb  # the warehouse is needed here only: the models train on plain frames
+    from ml_jobs.sources import reader  # the warehouse is needed here only: models get frames
 
-    from ml_jobs.warehouse import connect, table_exists
-
-    with connect(warehouse, read_only=True) as con:
-        if not table_exists(con, DEMAND_TABLE):
-            raise LookupError(f"{DEMAND_TABLE} is missing from {warehouse}: run `dbt build` first")
-        history = con.execute(f"SELECT {', '.join(DEMAND_COLUMNS)} FROM {DEMAND_TABLE}").df()
+    with reader(paths, target) as source:
+        if not source.exists(DEMAND_TABLE):
+            raise LookupError(
+                f"{DEMAND_TABLE} is missing from {source.where}: run `dbt build` first"
+            )
+        history = source.frame(f"SELECT {', '.join(DEMAND_COLUMNS)} FROM {DEMAND_TABLE}")
         promotions = None
-        if table_exists(con, PROMOTIONS_TABLE):
+        if source.exists(PROMOTIONS_TABLE):
             try:
-                promotions = con.execute(
-                    f"SELECT {', '.join(PROMOTION_COLUMNS)} FROM {PROMOTIONS_TABLE}"
-                ).df()
-            except duckdb.Error:  # e.g. a staging view whose raw files are gone: no promotions
+                promotions = source.frame(
+                    f"SELECT {', '.join(PROMOTION_COLUMNS)} FROM {PROMOTIONS_TABLE} "
+                    "ORDER BY item_id, start_date, end_date, discount_pct"
+                )
+            except source.errors:  # e.g. a staging view whose raw files are gone: no promotions
                 promotions = None
     if history.empty:
         raise ValueError(f"{DEMAND_TABLE} is empty: nothing to forecast")

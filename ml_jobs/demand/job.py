@@ -292,8 +292,12 @@ def run_demand_forecast(
     paths: Paths,
     config: DemandJobConfig | None = None,
     console: Console | None = None,
+    target: str | None = None,
 ) -> DemandJobResult:
     """Backtest, register, forecast and promote every configured item demand model.
+
+    The history is read from where the dbt output `target` built the warehouse (unset:
+    BASKETCAST_DBT_TARGET; ml_jobs.sources); runs and forecasts go to warehouse.duckdb.
 
     Raises DemandJobFailed (with the result attached) after finishing when any model failed.
     """
@@ -304,7 +308,7 @@ def run_demand_forecast(
         make_model(name, config)  # unknown names fail before anything is written
 
     with console.status("loading marts.fct_item_daily_demand"):
-        data = load_demand_data(paths.warehouse, config.grain)
+        data = load_demand_data(paths, config.grain, target)
     truth = load_truth(paths.truth) if config.grain == "day" else None  # truth is daily
     console.log(
         f"demand history ({config.grain}ly): {data.n_items} items, {len(data.history)} rows, "

@@ -210,9 +210,10 @@ def read_history(args: argparse.Namespace) -> pd.DataFrame:
         if not args.history.exists():
             raise FileNotFoundError(f"--history {args.history} does not exist")
         return clean_history(pd.read_parquet(args.history))
+    from ml_jobs.config import Paths
     from ml_jobs.demand.data import load_demand_data
 
-    return load_demand_data(args.home / "warehouse.duckdb").history
+    return load_demand_data(Paths(args.home)).history
 
 
 def params_from(args: argparse.Namespace) -> TorchQuantileParams:

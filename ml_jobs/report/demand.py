@@ -24,6 +24,7 @@ from ml_jobs.demand.data import DEMAND_TABLE
 from ml_jobs.demand.job import BACKTEST_FORECASTS
 from ml_jobs.registry import DEMAND_PRODUCT
 from ml_jobs.report.html import figure, note, table
+from ml_jobs.sources import reader
 from ml_jobs.warehouse import connect
 
 TITLE = "Item demand forecast"
@@ -155,12 +156,12 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
     items = sample_items(forecasts[forecasts["model_name"] == band_model])
     weekly = horizon_unit(forecasts["model_name"]) == "weeks"
     start = cutoff - pd.Timedelta(days=84 if weekly else 42)
-    with connect(paths.warehouse, read_only=True) as con:
-        history = con.execute(
+    with reader(paths) as source:  # the warehouse the deployment's dbt target built
+        history = source.frame(
             f"""SELECT item_id, demand_date, units_sold, is_stockout FROM {DEMAND_TABLE}
-            WHERE list_contains(?, item_id) AND demand_date > ?""",
-            [items, start.date()],
-        ).df()
+            WHERE item_id IN ({", ".join(str(int(i)) for i in items)})
+              AND demand_date > DATE '{start.date().isoformat()}'"""
+        )
     history["demand_date"] = pd.to_datetime(history["demand_date"])
     if weekly:  # weekly forecasts sit on the week's Monday: compare them with weekly sales
         history["demand_date"] = history["demand_date"].dt.to_period("W-SUN").dt.start_time

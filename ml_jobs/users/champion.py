@@ -22,6 +22,7 @@ import pandas as pd
 
 from ml_jobs.config import Paths
 from ml_jobs.registry import current_champion
+from ml_jobs.sources import offline_store
 from ml_jobs.users import data
 from ml_jobs.users.backtest import (
     AFFINITY,
@@ -75,6 +76,8 @@ def config_from_params(params: dict[str, Any] | None) -> UserModelsConfig:
 def champion_runs(paths: Paths) -> dict[str, ChampionRun] | None:
     """Each user product's champion run, or None when any product has none yet."""
     found: dict[str, ChampionRun] = {}
+    if not paths.warehouse.exists():  # no registry yet (the inputs may live on Spark)
+        return None
     with connect(paths.warehouse, read_only=True) as con:
         for product in USER_PRODUCTS:
             champion = current_champion(con, product)
@@ -114,17 +117,18 @@ def _load(run: ChampionRun) -> Fitted:
 
 
 def predict_user_champions(
-    paths: Paths, as_of: dt.date | None = None
+    paths: Paths, as_of: dt.date | None = None, target: str | None = None
 ) -> list[UserChampionPrediction] | None:
-    """Score every user product's champion as of `as_of` (default: the last day of events).
+    """Score every user product's champion as of `as_of` (default: the last day of events),
+    on the events and features of the warehouse `target` built (ml_jobs.sources).
 
     Returns None when a product has no champion yet: the caller trains the user models first.
     """
     runs = champion_runs(paths)
     if runs is None:
         return None
-    catalog = data.load_catalog(paths)
-    events = data.load_events(paths, catalog)
+    catalog = data.load_catalog(paths, target)
+    events = data.load_events(paths, catalog, target=target)
     as_of = min(as_of or events.last_day, events.last_day)
     cutoff = pd.Timestamp(as_of + dt.timedelta(days=1)).tz_localize("UTC")
     users = data.scoring_population(events, cutoff, ACTIVE_DAYS)
@@ -135,7 +139,9 @@ def predict_user_champions(
         )
     rows = pd.DataFrame({"user_id": users, "cutoff_ts": cutoff})
     if any(_reads_features(run) for run in runs.values()):
-        features = data.user_features(paths, users, rows["cutoff_ts"])
+        features = data.user_features(
+            paths, users, rows["cutoff_ts"], offline=offline_store(target)
+        )
     else:
         features = pd.DataFrame(index=range(len(users)))
     examples: dict[tuple[int, int], Examples] = {}

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ml_jobs.config import Paths
-from ml_jobs.warehouse import connect, table_exists
+from ml_jobs.sources import input_target, reader
 
 FEATURE_SERVICE = "propensity_v1"
 EVENT_TYPES = ("pad", "view", "search", "favorite", "cart", "purchase")
@@ -95,20 +95,22 @@ class Sequences:
     history: np.ndarray  # (n, 3) float32: log1p of events, purchases and tenure days before it
 
 
-def require_warehouse(paths: Paths) -> None:
-    if not paths.warehouse.exists():
+def require_warehouse(paths: Paths, target: str | None = None) -> None:
+    """The DuckDB warehouse must exist when the inputs are read from it."""
+    if input_target(target) == "duckdb" and not paths.warehouse.exists():
         raise MissingTrainingDataError(
             f"no warehouse at {paths.warehouse}: run `basketcast build` (and `basketcast "
             "features`) before the user models"
         )
 
 
-def load_catalog(paths: Paths) -> Catalog:
-    require_warehouse(paths)
-    with connect(paths.warehouse, read_only=True) as con:
-        items = con.execute(
+def load_catalog(paths: Paths, target: str | None = None) -> Catalog:
+    """The item catalogue, read from where `target` built the warehouse (ml_jobs.sources)."""
+    require_warehouse(paths, target)
+    with reader(paths, target) as source:
+        items = source.frame(
             "SELECT item_id, category_id FROM staging.stg_shop__items ORDER BY item_id"
-        ).df()
+        )
     if items.empty:
         raise MissingTrainingDataError("staging.stg_shop__items is empty: run `basketcast build`")
     category_ids = np.sort(items["category_id"].unique()).astype(np.int64)
@@ -120,7 +122,9 @@ def load_catalog(paths: Paths) -> Catalog:
     )
 
 
-def load_events(paths: Paths, catalog: Catalog, batch_rows: int = 1_000_000) -> EventLog:
+def load_events(
+    paths: Paths, catalog: Catalog, batch_rows: int = 1_000_000, target: str | None = None
+) -> EventLog:
     """Every clean event, sorted by user and time (events of unknown items count as searches).
 
     Streamed `batch_rows` at a time into arrays sized once, as compact as the data allows
@@ -128,12 +132,12 @@ def load_events(paths: Paths, catalog: Catalog, batch_rows: int = 1_000_000) -> 
     # The event type comes back as its index into EVENT_TYPES (0 for an unknown type), so no
     # Python string is made per event.
     kinds = " ".join(f"WHEN '{name}' THEN {i}" for i, name in enumerate(EVENT_TYPES) if i)
-    with connect(paths.warehouse, read_only=True) as con:
-        n, first_us, last_us, low_user, high_user = con.execute(
-            """SELECT count(*), min(epoch_us(event_ts)), max(epoch_us(event_ts)),
-                   min(user_id), max(user_id)
+    with reader(paths, target) as source:
+        epoch_us = source.epoch_us("event_ts")
+        n, first_us, last_us, low_user, high_user = source.rows(
+            f"""SELECT count(*), min({epoch_us}), max({epoch_us}), min(user_id), max(user_id)
             FROM staging.stg_shop__events"""
-        ).fetchall()[0]
+        )[0]
         if not n:
             raise MissingTrainingDataError(
                 "staging.stg_shop__events is empty: run `basketcast build`"
@@ -144,14 +148,15 @@ def load_events(paths: Paths, catalog: Catalog, batch_rows: int = 1_000_000) -> 
         item = np.empty(n, dtype=np.int32)
         kind = np.empty(n, dtype=np.int8)
         price = np.empty(n, dtype=np.float64)
-        reader = con.sql(
-            f"""SELECT user_id, epoch_us(event_ts) AS ts_us, coalesce(item_id, -1) AS item_id,
-                   coalesce(CASE event_type {kinds} END, 0)::TINYINT AS kind,
+        stream = source.batches(
+            f"""SELECT user_id, {epoch_us} AS ts_us, coalesce(item_id, -1) AS item_id,
+                   CAST(coalesce(CASE event_type {kinds} END, 0) AS TINYINT) AS kind,
                    coalesce(price, 0) AS price
-            FROM staging.stg_shop__events ORDER BY user_id, event_ts, event_id"""
-        ).to_arrow_reader(batch_rows)
+            FROM staging.stg_shop__events ORDER BY user_id, event_ts, event_id""",
+            batch_rows,
+        )
         at = 0
-        for batch in reader:
+        for batch in stream:
             part = slice(at, at + batch.num_rows)
             columns = [column.to_numpy(zero_copy_only=False) for column in batch.columns]
             user[part], ts_us, raw_item, kind[part], price[part] = columns
@@ -185,14 +190,15 @@ def _int_type(low: int, high: int) -> type[np.signedinteger]:
     return np.int32 if info.min <= int(low) and int(high) <= info.max else np.int64
 
 
-def load_labels(paths: Paths) -> pd.DataFrame:
+def load_labels(paths: Paths, target: str | None = None) -> pd.DataFrame:
     """The dbt training set: user_id, cutoff_date, cutoff_ts, purchased, spend, ..."""
-    with connect(paths.warehouse, read_only=True) as con:
-        if not table_exists(con, LABEL_TABLE):
+    with reader(paths, target) as source:
+        if not source.exists(LABEL_TABLE):
             raise MissingTrainingDataError(
-                f"{LABEL_TABLE} is missing: run `basketcast build` (dbt builds models/ml)"
+                f"{LABEL_TABLE} is missing from {source.where}: run `basketcast build` "
+                "(dbt builds models/ml)"
             )
-        frame = con.execute(f"SELECT * FROM {LABEL_TABLE} ORDER BY cutoff_date, user_id").df()
+        frame = source.frame(f"SELECT * FROM {LABEL_TABLE} ORDER BY cutoff_date, user_id")
     frame["cutoff_date"] = pd.to_datetime(frame["cutoff_date"]).dt.date
     frame["cutoff_ts"] = pd.to_datetime(frame["cutoff_ts"], utc=True)
     return frame
@@ -361,9 +367,11 @@ def user_features(
     cutoffs: pd.Series | pd.Timestamp,
     batch_rows: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    offline: str = "duckdb",
 ) -> pd.DataFrame:
     """`propensity_v1` features joined point-in-time at each row's cutoff (Feast), fetched at
-    most `batch_rows` rows at a time (see ml_jobs.features.historical_features)."""
+    most `batch_rows` rows at a time from the `offline` store (see
+    ml_jobs.features.historical_features)."""
     from ml_jobs.features import historical_features
 
     stamps = (
@@ -375,5 +383,10 @@ def user_features(
         {"user_id": np.asarray(users, dtype=np.int64), "event_timestamp": stamps}
     )
     return historical_features(
-        paths, entity_df, FEATURE_SERVICE, batch_rows=batch_rows, on_batch=on_batch
+        paths,
+        entity_df,
+        FEATURE_SERVICE,
+        offline=offline,
+        batch_rows=batch_rows,
+        on_batch=on_batch,
     )

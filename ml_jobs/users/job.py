@@ -36,6 +36,7 @@ from ml_jobs.registry import (
     start_run,
     write_backtest_metrics,
 )
+from ml_jobs.sources import offline_store
 from ml_jobs.users import data
 from ml_jobs.users.backtest import (
     AFFINITY,
@@ -186,11 +187,16 @@ def sample_users(rows: pd.DataFrame, max_rows: int) -> pd.DataFrame:
     return rows[hashed < np.uint64(share * (1 << 24))].reset_index(drop=True)
 
 
-def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inputs:
+def load_inputs(
+    paths: Paths, config: UserModelsConfig, console: Console, target: str | None = None
+) -> Inputs:
+    """Events, catalogue, training set and point-in-time features, read from where `target`
+    built the warehouse (ml_jobs.sources: DuckDB, or the Spark catalog and Feast's Spark
+    offline store)."""
     with console.status("loading events, catalogue and the training set"):
-        catalog = data.load_catalog(paths)
-        events = data.load_events(paths, catalog)
-        labels = data.load_labels(paths)
+        catalog = data.load_catalog(paths, target)
+        events = data.load_events(paths, catalog, target=target)
+        labels = data.load_labels(paths, target)
     labelled = sorted(labels["cutoff_date"].unique())
     if not labelled:
         raise data.MissingTrainingDataError(
@@ -224,6 +230,7 @@ def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inp
             both["cutoff_ts"],
             batch_rows=config.feature_batch_rows,
             on_batch=progress,
+            offline=offline_store(target),
         )
         del both
     feature_names = [c for c in features.columns if c not in ("user_id", "event_timestamp")]
@@ -270,14 +277,19 @@ def load_inputs(paths: Paths, config: UserModelsConfig, console: Console) -> Inp
 
 
 def run_user_models(
-    paths: Paths, config: UserModelsConfig | None = None, console: Console | None = None
+    paths: Paths,
+    config: UserModelsConfig | None = None,
+    console: Console | None = None,
+    target: str | None = None,
 ) -> UserJobResult:
-    """Backtest, fit, score, write back and promote every user model (see module doc)."""
+    """Backtest, fit, score, write back and promote every user model (see module doc).
+
+    `target` is the dbt output whose tables are the inputs (unset: BASKETCAST_DBT_TARGET)."""
     config = config or UserModelsConfig()
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    inputs = load_inputs(paths, config, console)
+    inputs = load_inputs(paths, config, console, target)
     timings["load_and_features"] = time.perf_counter() - started
 
     mark = time.perf_counter()
