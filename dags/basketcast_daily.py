@@ -9,10 +9,11 @@
 - `quality_gate` checks the load reconciles (rows in = clean + rejected) and that rejects stay
   under the allowed share before anything is published.
 - `feast_materialize` loads the feature snapshots of the run's data interval into the online
-  store.
+  store (on the Spark target through Feast's Spark offline store).
 - `predict_champions` scores every product's champion model as of the interval and writes the
   predictions atomically; runs are keyed by (model run, as-of date), so rerunning a date
-  replaces its rows. A product with no champion yet is trained first (bootstrap).
+  replaces its rows. A product with no champion yet is trained first (bootstrap). Its inputs
+  come from the warehouse the dbt task built (DuckDB, or the Spark catalog).
 
 Consumer marts refresh in `basketcast_consumers`, scheduled on the PREDICTIONS Asset this DAG
 updates. Every task calls one function of `ml_jobs.pipeline`, the same one the CLI and the tests
@@ -32,6 +33,7 @@ from ml_jobs.dag_common import (
     WAREHOUSE_POOL,
     dbt_task_args,
     interval_dates,
+    reader_task_args,
 )
 
 
@@ -86,29 +88,29 @@ def basketcast_daily() -> None:
         )
 
     @task
-    def feast_materialize() -> int:
+    def feast_materialize(target: str | None = None) -> int:
         """Load the feature snapshots of this run's data interval into the online store."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
         start, end = interval_dates(get_current_context())
-        return pipeline.publish_features(Paths.from_env(), start=start, end=end)
+        return pipeline.publish_features(Paths.from_env(), start=start, end=end, target=target)
 
     @task(pool=WAREHOUSE_POOL, outlets=[PREDICTIONS])
-    def predict_champions() -> dict[str, object]:
+    def predict_champions(target: str | None = None) -> dict[str, object]:
         """Score every product's champion as of the data interval; write predictions."""
         from ml_jobs import pipeline
         from ml_jobs.config import Paths
 
         _, end = interval_dates(get_current_context())
-        return pipeline.predict_champions(Paths.from_env(), interval_end=end)
+        return pipeline.predict_champions(Paths.from_env(), interval_end=end, target=target)
 
     (
         ingest()
         >> dbt_build_warehouse(**dbt_task_args())
-        >> quality_gate(**dbt_task_args(incremental_models=False))
-        >> feast_materialize()
-        >> predict_champions()
+        >> quality_gate(**reader_task_args())
+        >> feast_materialize(**reader_task_args())
+        >> predict_champions(**reader_task_args())
     )
 
 

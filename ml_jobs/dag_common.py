@@ -53,6 +53,13 @@ def dbt_task_args(*, incremental_models: bool = True) -> dict[str, object]:
     return args
 
 
+def reader_task_args() -> dict[str, object]:
+    """Keyword arguments of the tasks that read what dbt built (quality gate, Feast, training,
+    prediction): the deployment's target, so they read the warehouse the dbt tasks wrote (on
+    `spark` the Spark catalog and Feast's Spark offline store); {} on the default warehouse."""
+    return {} if DBT_TARGET is None else {"target": DBT_TARGET}
+
+
 DEFAULT_ARGS = {
     "owner": OWNER,
     # BASKETCAST_TASK_RETRIES=0 makes a failing local test run fail at once;

@@ -76,14 +76,20 @@ def _utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
-def feature_store(paths: Paths, online: str = "sqlite", offline: str = "duckdb") -> FeatureStore:
+def feature_store(paths: Paths, online: str = "sqlite", offline: str | None = None) -> FeatureStore:
     """The basketcast FeatureStore under ``paths.home``, serving online from ``online``.
 
     ``online`` is ``"sqlite"`` (embedded default) or ``"redis"``. ``offline`` is ``"duckdb"``
-    (default: the Parquet exports) or ``"spark"`` (the Spark-built tables; SQLite online only).
+    (the Parquet exports) or ``"spark"`` (the Spark-built tables; SQLite online only); unset,
+    the deployment's (``spark`` when BASKETCAST_DBT_TARGET is, so serving reads the online
+    store the Spark deployment materializes).
     """
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
+
+    from ml_jobs.sources import offline_store
+
+    offline = offline or offline_store()
 
     if offline not in OFFLINE_STORES:
         raise ValueError(f"offline must be one of {sorted(OFFLINE_STORES)}, got {offline!r}")
@@ -221,14 +227,17 @@ def materialize(
     end: datetime,
     start: datetime | None = None,
     online: str = "sqlite",
-    engine: str = "bulk",
+    engine: str | None = None,
     batch_rows: int = 20_000,
+    offline: str = "duckdb",
 ) -> int:
     """Load the newest snapshot per entity with feature_ts in [start, end] into the online store.
 
-    ``engine="bulk"`` (default) writes Feast's online layout directly in batches of
+    ``engine="bulk"`` (default on DuckDB) writes Feast's online layout directly in batches of
     ``batch_rows`` entities (``ml_jobs.serving.bulk_write``: same bytes, memory bounded by one
-    batch, several times faster); ``engine="feast"`` runs Feast's own ``materialize``.
+    batch, several times faster); ``engine="feast"`` runs Feast's own ``materialize``, the
+    only engine with ``offline="spark"`` (the Spark offline store picks the newest rows in
+    Spark SQL over the Spark-built tables).
 
     With ``start=None`` each view continues from where its last materialization ended, or
     from ``end - ttl`` the first time. (Feast's own materialize_incremental starts a first run
@@ -240,10 +249,11 @@ def materialize(
     Returns the number of entity rows written, summed over the feature views. Raises
     ValueError, before writing anything, when an export breaks the contract.
     """
-    if engine not in ("bulk", "feast"):
-        raise ValueError(f"engine must be 'bulk' or 'feast', got {engine!r}")
-    store = feature_store(paths, online)
-    problems = source_problems(store.list_feature_views(), missing_ok=False)
+    engine = engine or ("feast" if offline == "spark" else "bulk")
+    if engine not in ("bulk", "feast") or (engine == "bulk" and offline == "spark"):
+        raise ValueError(f"engine must be 'bulk' or 'feast' ('feast' on Spark), got {engine!r}")
+    store = feature_store(paths, online, offline)
+    problems = source_problems(store.list_feature_views(), False, store.config)
     raise_problems(problems)
     end = _utc(end)
     written = 0
@@ -264,12 +274,17 @@ def materialize(
                 store, view, view_start, end, batch_rows, scratch=paths.scratch
             )
             continue
+        source = view.batch_source
+        key, stamp = view.join_keys[0], source.timestamp_field
+        if offline == "spark":
+            from ml_jobs.features_spark import count_entities
+
+            store.materialize(view_start, end, feature_views=[view.name])
+            written += count_entities(store.config, source.table, key, stamp, view_start, end)
+            continue
         with _offline_session(paths):
             store.materialize(view_start, end, feature_views=[view.name])
-        source = view.batch_source
-        written += _count_entities(
-            paths, source.path, view.join_keys[0], source.timestamp_field, view_start, end
-        )
+        written += _count_entities(paths, source.path, key, stamp, view_start, end)
     return written
 
 
@@ -302,14 +317,16 @@ def online_features(
     ids: list[int],
     service: str | None = None,
     online: str = "sqlite",
+    offline: str | None = None,
 ) -> pd.DataFrame:
-    """Online feature values for ``ids`` of ``entity`` ("user" or "item"), one row per id.
+    """Online feature values for ``ids`` of ``entity`` ("user" or "item"), one row per id,
+    from the online store of ``feature_store(paths, online, offline)``.
 
     ``service`` names a feature service; without one, every feature of the entity's views is
     returned. Columns: the join key, then the features in schema order, all float64. Ids the
     store has never seen come back with NaN features.
     """
-    store = feature_store(paths, online)
+    store = feature_store(paths, online, offline)
     join_key = store.get_entity(entity).join_key
     features: Any
     if service is not None:

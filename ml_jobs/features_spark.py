@@ -18,6 +18,7 @@ pyspark is imported only inside these functions, and only ``offline="spark"`` ca
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -64,3 +65,30 @@ def utc_timestamps(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
         )
     return frame
+
+
+def newest_snapshot(config: RepoConfig, tables: list[str]) -> datetime | None:
+    """The newest ``feature_ts`` over the Spark ``tables`` (UTC); None when they hold no rows."""
+    session = spark_session(config)
+    stamps = [
+        session.sql(f"SELECT max(feature_ts) AS newest FROM {table}").collect()[0]["newest"]
+        for table in tables
+    ]
+    found = [s for s in stamps if s is not None]
+    # Spark hands TIMESTAMP values back as naive wall-clock times of the session zone (UTC).
+    return max(found).replace(tzinfo=UTC) if found else None
+
+
+def count_entities(
+    config: RepoConfig, table: str, join_key: str, ts: str, start: datetime, end: datetime
+) -> int:
+    """Entities of a Spark table with a snapshot in [start, end]: what one materialization
+    writes online (the DuckDB offline store counts the same in its Parquet exports)."""
+    session = spark_session(config)
+    window = f"TIMESTAMP '{start.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}' AND " + (
+        f"TIMESTAMP '{end.astimezone(UTC):%Y-%m-%d %H:%M:%S.%f}'"
+    )
+    row = session.sql(
+        f"SELECT count(DISTINCT {join_key}) AS n FROM {table} WHERE {ts} BETWEEN {window}"
+    ).collect()[0]
+    return int(row["n"])

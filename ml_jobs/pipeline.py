@@ -174,8 +174,29 @@ def quality_gate(
     return counts
 
 
-def feature_window_end(paths: Paths) -> datetime:
-    """Just after the newest feature snapshot dbt exported: the end of what to materialize."""
+def feature_window_end(paths: Paths, target: str | None = None) -> datetime:
+    """Just after the newest feature snapshot dbt built: the end of what to materialize.
+
+    On DuckDB the snapshots are the Parquet exports; on `spark` the Spark tables
+    marts.user_features and marts.item_features.
+    """
+    from ml_jobs.sources import SPARK, input_target
+
+    if input_target(target) == SPARK:
+        from ml_jobs import features, features_spark
+
+        store = features.feature_store(paths, offline=SPARK)
+        tables = ["marts.user_features", "marts.item_features"]
+        missing = [t for t in tables if features_spark.table_columns(store.config, t) is None]
+        if missing:
+            raise MissingInputError(
+                f"feature tables missing from the Spark catalog of {paths.home}: {missing}; "
+                "run the warehouse build (dbt build --target spark) first"
+            )
+        newest = features_spark.newest_snapshot(store.config, tables)
+        if newest is None:
+            raise MissingInputError(f"the Spark feature tables {tables} hold no snapshots")
+        return newest + timedelta(seconds=1)
     files = [paths.export_files("user_features"), paths.export_files("item_features")]
     absent = [f for f in files if not glob.glob(f)]
     if absent:
@@ -199,23 +220,30 @@ def _as_utc(value: datetime | str | None) -> datetime | None:
 
 
 def publish_features(
-    paths: Paths, start: datetime | str | None = None, end: datetime | str | None = None
+    paths: Paths,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    target: str | None = None,
 ) -> int:
     """Register the Feast definitions and load feature snapshots into the online store.
 
     With `start`/`end` (a DAG run's data interval) only snapshots stamped inside it are
-    loaded; `end` never goes past the newest exported snapshot. Without them, each view picks
-    up from where its last load ended.
+    loaded; `end` never goes past the newest snapshot dbt built. Without them, each view picks
+    up from where its last load ended. On `spark` (the target, or BASKETCAST_DBT_TARGET when
+    unset) the snapshots are read through Feast's Spark offline store
+    (feature_repo/feature_store.spark.yaml), which also keeps its own registry and online store.
     """
     from ml_jobs import features
+    from ml_jobs.sources import offline_store
 
-    features.apply(paths)
-    newest = feature_window_end(paths)
+    offline = offline_store(target)
+    features.apply(paths, offline=offline)
+    newest = feature_window_end(paths, target)
     stop = min(_as_utc(end) or newest, newest)
     begin = _as_utc(start)
     if begin is not None and begin >= stop:
         return 0
-    return features.materialize(paths, end=stop, start=begin)
+    return features.materialize(paths, end=stop, start=begin, offline=offline)
 
 
 # A fresh install bootstraps with the fast models so it serves forecasts within minutes; the
@@ -223,12 +251,16 @@ def publish_features(
 BOOTSTRAP_DEMAND_MODELS = ("seasonal_naive", "xgboost_quantile")
 
 
-def train_demand(paths: Paths, models: tuple[str, ...] | None = None) -> dict[str, object]:
-    """Backtest, train and predict the demand models; write forecasts, registry, champion."""
+def train_demand(
+    paths: Paths, models: tuple[str, ...] | None = None, target: str | None = None
+) -> dict[str, object]:
+    """Backtest, train and predict the demand models; write forecasts, registry, champion.
+
+    `target` is where the history is read (unset: BASKETCAST_DBT_TARGET; ml_jobs.sources)."""
     from ml_jobs.demand.job import DemandJobConfig, run_demand_forecast
 
     config = DemandJobConfig() if models is None else DemandJobConfig(models=models)
-    result = run_demand_forecast(paths, config)
+    result = run_demand_forecast(paths, config, target=target)
     # A small JSON-safe summary: the DAG passes it on as an XCom.
     return {
         "as_of_date": str(result.as_of_date),
@@ -242,30 +274,32 @@ def train_demand(paths: Paths, models: tuple[str, ...] | None = None) -> dict[st
     }
 
 
-def train_users(paths: Paths, fast: bool = False) -> dict[str, object]:
+def train_users(paths: Paths, fast: bool = False, target: str | None = None) -> dict[str, object]:
     """User models: backtest, fit, write propensity, category affinity and recommendations.
 
     `fast` (the bootstrap of a fresh install) runs one backtest cutoff and skips the torch
-    sequence model; the weekly training DAG runs the full job.
+    sequence model; the weekly training DAG runs the full job. `target` is where events,
+    training set and features are read (unset: BASKETCAST_DBT_TARGET; ml_jobs.sources).
     """
     from ml_jobs.users.backtest import UserModelsConfig
     from ml_jobs.users.job import run_user_models
 
     config = UserModelsConfig(n_cutoffs=1, use_torch=False) if fast else UserModelsConfig()
-    result = run_user_models(paths, config)
+    result = run_user_models(paths, config, target=target)
     summary = asdict(result)
     summary.pop("backtest", None)
     return json.loads(json.dumps(summary, default=str))
 
 
 def predict_champions(
-    paths: Paths, interval_end: datetime | str | None = None
+    paths: Paths, interval_end: datetime | str | None = None, target: str | None = None
 ) -> dict[str, object]:
     """Score every product's champion as of the day before `interval_end` and write it back.
 
     A product without a champion is trained first (fast models), so a fresh install bootstraps
     itself: the demand champion forecasts every item, the user champions score every active user
-    (propensity, category affinity, recommendations).
+    (propensity, category affinity, recommendations). Inputs come from where `target` built
+    the warehouse (unset: BASKETCAST_DBT_TARGET); predictions go to warehouse.duckdb.
     """
     from ml_jobs.demand.champion import predict_with_champion
     from ml_jobs.users.champion import predict_user_champions
@@ -273,15 +307,15 @@ def predict_champions(
     end = _as_utc(interval_end)
     as_of = None if end is None else (end - timedelta(days=1)).date()
     summary: dict[str, object] = {}
-    demand = predict_with_champion(paths, as_of=as_of)
+    demand = predict_with_champion(paths, as_of=as_of, target=target)
     if demand is None:
-        bootstrap = train_demand(paths, models=BOOTSTRAP_DEMAND_MODELS)
+        bootstrap = train_demand(paths, models=BOOTSTRAP_DEMAND_MODELS, target=target)
         summary["item_demand_forecast"] = {"bootstrap": bootstrap}
     else:
         summary["item_demand_forecast"] = json.loads(json.dumps(asdict(demand), default=str))
-    users = predict_user_champions(paths, as_of=as_of)
+    users = predict_user_champions(paths, as_of=as_of, target=target)
     if users is None:
-        summary["user_models"] = {"bootstrap": train_users(paths, fast=True)}
+        summary["user_models"] = {"bootstrap": train_users(paths, fast=True, target=target)}
     else:
         summary["user_models"] = json.loads(json.dumps([asdict(u) for u in users], default=str))
     return summary

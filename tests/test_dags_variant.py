@@ -27,6 +27,7 @@ HEAVY = ("feast", "torch", "xgboost", "dbt", "duckdb", "pandas", "pyspark")
 SETTINGS = ("BASKETCAST_DBT_TARGET", "BASKETCAST_TRAIN_QUEUE")
 TRAINING = {"train_demand_models", "train_user_models"}
 WRITERS = {"dbt_build_warehouse", "predict_champions", "dbt_build_consumers"}
+READERS = {"quality_gate", "feast_materialize", "predict_champions", *TRAINING}
 
 PARSE = f"""
 import json, sys
@@ -73,10 +74,12 @@ def test_dbt_tasks_build_on_spark_in_full() -> None:
     assert tasks["dbt_build_warehouse"]["op_kwargs"] == {"target": "spark", "full_refresh": True}
     # No full refresh of the consumers: marketing_segments keeps its history of as-of dates.
     assert tasks["dbt_build_consumers"]["op_kwargs"] == {"target": "spark"}
-    # The gate checks the warehouse those tasks built, and the DAG shows which.
-    assert tasks["quality_gate"]["op_kwargs"] == {"target": "spark"}
-    others = [t for t, v in tasks.items() if not t.startswith("dbt_") and v["op_kwargs"]]
-    assert others == ["quality_gate"]
+    # The gate, Feast, training and prediction read the warehouse those tasks built (the Spark
+    # catalog and Feast's Spark offline store), and the DAG shows which.
+    for task_id in READERS:
+        assert tasks[task_id]["op_kwargs"] == {"target": "spark"}, task_id
+    others = {t for t, v in tasks.items() if not t.startswith("dbt_") and v["op_kwargs"]}
+    assert others == READERS
 
 
 def test_quality_gate_follows_the_deployments_target(monkeypatch: pytest.MonkeyPatch) -> None:
