@@ -253,12 +253,46 @@ BLOCKS_SQL = """select run_id, as_of_date, count(*) as n, max(predicted_at) as p
     from predictions.{table} group by run_id, as_of_date"""
 
 
+def _new_metric_runs(
+    con: Any, spark: SparkSession
+) -> tuple[pd.DataFrame, list[tuple[str, str]]] | None:
+    """The rows of `ml.backtest_metrics` whose run is not on Spark yet, with the table's
+    Spark columns; None when there are none. A run's backtest metrics never change."""
+    if not table_exists(con, "ml.backtest_metrics"):
+        return None
+    columns = [
+        (name, SPARK_TYPES[kind.upper()])
+        for name, kind, *_ in con.execute("describe ml.backtest_metrics").fetchall()
+    ]
+    remote: list[str] = []
+    if table_columns(spark, "ml.backtest_metrics") is not None:
+        remote = [r[0] for r in query(spark, "select distinct run_id from ml.backtest_metrics")]
+    con.register("published_runs", pd.DataFrame({"run_id": remote}, dtype="object"))
+    rows = con.execute(
+        """select * from ml.backtest_metrics
+           where run_id not in (select run_id from published_runs)"""
+    ).df()
+    con.unregister("published_runs")
+    return (rows, columns) if len(rows) else None
+
+
+def _append_metrics(spark: SparkSession, rows: pd.DataFrame, columns: list[tuple[str, str]]) -> int:
+    """Add new runs' backtest metrics to `ml.backtest_metrics` on Spark (atomic replace)."""
+    incoming = to_spark(spark, rows, columns)
+    if table_columns(spark, "ml.backtest_metrics") is not None:
+        kept = spark.table("ml.backtest_metrics").select(*[c for c, _ in columns])
+        incoming = kept.unionByName(incoming)
+    replace_table(spark, "ml.backtest_metrics", incoming)
+    return len(rows)
+
+
 def publish_predictions(paths: Paths, spark: SparkSession) -> dict[str, int]:
     """Copy what changed in warehouse.duckdb's prediction tables and registry to Spark.
 
     Every prediction block (run_id, as_of_date) whose row count or newest `predicted_at`
     differs on Spark is replaced there; `ml.model_runs` is replaced whole (it is small, and
-    champions change); each table gets its `_latest` view. Returns rows written per table.
+    champions change); the backtest metrics of runs Spark has not seen are added to
+    `ml.backtest_metrics`; each table gets its `_latest` view. Returns rows written per table.
     """
     from ml_jobs.pipeline import MissingInputError
 
@@ -291,10 +325,13 @@ def publish_predictions(paths: Paths, spark: SparkSession) -> dict[str, int]:
                     on p.run_id = k.run_id and cast(p.as_of_date as varchar) = k.as_of_date"""
             ).df()
             con.unregister("stale_blocks")
+        metrics = _new_metric_runs(con, spark)
     registry_columns = [(name, SPARK_TYPES[kind.upper()]) for name, kind, *_ in described]
     written["ml.model_runs"] = replace_table(
         spark, "ml.model_runs", to_spark(spark, registry, registry_columns)
     )
+    if metrics is not None:
+        written["ml.backtest_metrics"] = _append_metrics(spark, *metrics)
     for table, rows in changes.items():
         exists = table_columns(spark, f"predictions.{table}") is not None
         if len(rows) or not exists:
