@@ -28,14 +28,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import warnings
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ml_jobs.config import FEATURE_REPO_DIR, Paths, quiet_environment
 from ml_jobs.feature_contract import raise_problems, source_problems
+from ml_jobs.features_duckdb import count_entities, offline_session
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,47 +181,6 @@ def apply(paths: Paths, online: str = "sqlite", offline: str = "duckdb") -> list
     return [obj.name for obj in objects]
 
 
-def _count_entities(
-    paths: Paths, path: str, join_key: str, ts: str, start: datetime, end: datetime
-) -> int:
-    """Entities with a snapshot in [start, end]: what one materialization writes online."""
-    from ml_jobs.warehouse import scratch_session
-
-    with scratch_session(paths.scratch) as con:
-        row = con.execute(
-            f"SELECT count(DISTINCT {join_key}) FROM read_parquet(?) WHERE {ts} BETWEEN ? AND ?",
-            [path, start, end],
-        ).fetchone()
-    return int(row[0]) if row else 0
-
-
-@contextmanager
-def _offline_session(paths: Paths) -> Iterator[None]:
-    """Give Feast's DuckDB offline store an in-memory session of ours, and close it after.
-
-    Feast reads the Parquet exports through ibis's default DuckDB backend, a module global.
-    Opening it here applies basketcast's in-memory session settings (a memory limit of its own,
-    smaller than the warehouse's: see ml_jobs.warehouse.session_memory_limit; spilling under
-    ``paths.scratch`` instead of ``./.tmp`` in the working directory); closing it keeps duckdb
-    from reporting a leaked connection at exit. ibis's own deprecation notices about duckdb's
-    API are silenced: they are not ours to act on.
-    """
-    import ibis
-
-    from ml_jobs.warehouse import scratch_settings
-
-    ibis.options.default_backend = ibis.duckdb.connect(**scratch_settings(paths.scratch))
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=DeprecationWarning, module="ibis")
-            yield
-    finally:
-        backend = ibis.options.default_backend
-        if backend is not None:
-            backend.disconnect()
-            ibis.options.default_backend = None
-
-
 def materialize(
     paths: Paths,
     end: datetime,
@@ -277,14 +236,16 @@ def materialize(
         source = view.batch_source
         key, stamp = view.join_keys[0], source.timestamp_field
         if offline == "spark":
-            from ml_jobs.features_spark import count_entities
+            from ml_jobs import features_spark
 
             store.materialize(view_start, end, feature_views=[view.name])
-            written += count_entities(store.config, source.table, key, stamp, view_start, end)
+            written += features_spark.count_entities(
+                store.config, source.table, key, stamp, view_start, end
+            )
             continue
-        with _offline_session(paths):
+        with offline_session(paths):
             store.materialize(view_start, end, feature_views=[view.name])
-        written += _count_entities(paths, source.path, key, stamp, view_start, end)
+        written += count_entities(paths, source.path, key, stamp, view_start, end)
     return written
 
 
@@ -382,7 +343,7 @@ def historical_features(
     names = _service_feature_names(feature_service)
     parts: list[pd.DataFrame] = []
     done = 0
-    with _offline_session(paths) if offline == "duckdb" else nullcontext():
+    with offline_session(paths) if offline == "duckdb" else nullcontext():
         for rows in entity_batches(frame[ts_col], batch_rows):
             result = store.get_historical_features(
                 entity_df=frame.iloc[rows],

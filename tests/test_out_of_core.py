@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_jobs import features
+from ml_jobs import features_duckdb
 from ml_jobs.config import Paths
 from ml_jobs.warehouse import (
     SESSION_SHARE,
@@ -80,7 +80,7 @@ def test_feast_offline_session_spills_under_the_home(
 
     monkeypatch.delenv("BASKETCAST_SESSION_MEMORY_LIMIT", raising=False)
     monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "1200MB")  # a quarter: 300 MB
-    with features._offline_session(home):
+    with features_duckdb.offline_session(home):
         backend = ibis.get_backend()
         settings = backend.raw_sql(
             "select current_setting('temp_directory'), current_setting('memory_limit')"
@@ -97,7 +97,7 @@ def test_session_memory_limit_setting_reaches_the_sessions(
 
     monkeypatch.setenv("BASKETCAST_DUCKDB_MEMORY_LIMIT", "8GB")
     monkeypatch.setenv("BASKETCAST_SESSION_MEMORY_LIMIT", "200MiB")
-    with features._offline_session(home):
+    with features_duckdb.offline_session(home):
         (feast_limit,) = (
             ibis.get_backend().raw_sql("select current_setting('memory_limit')").fetchone()
         )
