@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -220,8 +221,14 @@ def report(results: list[dict], load_start: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run(
+    doc: str,
+    bench: Callable[[str, Path], dict[str, object]],
+    render: Callable[[list[dict], float], str],
+    prefix: str,
+) -> None:
+    """The command line these Spark benches share: scales, where to record, the runs."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--scale", action="append", choices=list(SCALES), help="repeatable")
     parser.add_argument("--no-record", action="store_true", help="print only")
     parser.add_argument("--out", type=Path, help="write results.json and the table here")
@@ -231,9 +238,9 @@ def main() -> None:
         parser.error("--scale tiny is a quick check: give --out DIR, it is never recorded")
     quiet_environment()
     load_start = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="basketcast-dbt-spark-") as folder:
-        results = [bench_scale(name, Path(folder)) for name in scales]
-    text = report(results, load_start)
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        results = [bench(name, Path(folder)) for name in scales]
+    text = render(results, load_start)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -246,4 +253,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(__doc__, bench_scale, report, "basketcast-dbt-spark-")
