@@ -22,6 +22,14 @@ from pathlib import Path
 REPO_ROOT = Path(os.environ.get("BASKETCAST_PROJECT_ROOT", Path(__file__).resolve().parents[1]))
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 FEATURE_REPO_DIR = REPO_ROOT / "feature_repo"
+
+
+def profiles_dir() -> Path:
+    """The folder of the profiles.yml dbt and ml_jobs read: DBT_PROFILES_DIR (dbt's own
+    variable, e.g. a deployment's profile for its Spark cluster), else dbt_project/."""
+    return Path(os.environ.get("DBT_PROFILES_DIR") or DBT_PROJECT_DIR)
+
+
 DAGS_DIR = REPO_ROOT / "dags"
 
 RAW_TABLES = ("events", "order_lines", "items", "reviews", "inventory_snapshots", "promotions")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from ml_jobs.config import DBT_PROJECT_DIR, Paths, quiet_environment
+from ml_jobs.config import DBT_PROJECT_DIR, Paths, profiles_dir, quiet_environment
 
 # Node statuses that make a run fail (dbt's RunStatus and TestStatus values).
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
@@ -90,7 +90,7 @@ def run_dbt(
     quiet_environment()
     paths.exports.mkdir(parents=True, exist_ok=True)
     project = str(DBT_PROJECT_DIR)
-    command = [*args, "--project-dir", project, "--profiles-dir", project]
+    command = [*args, "--project-dir", project, "--profiles-dir", str(profiles_dir())]
     if target:
         command += ["--target", target]
     if variables:

@@ -4,8 +4,9 @@ With the `spark` output of dbt_project/profiles.yml (BASKETCAST_DBT_TARGET=spark
 the warehouse as Spark catalog tables. The Python steps reach the same catalog here:
 
 - `session` starts (or takes) this process's Spark session with the profile's own settings,
-  rendered by dbt for the given home, so it opens the catalog dbt built in. Spark keeps one
-  session per process and fixes its catalog when the JVM starts: a process serves one home.
+  rendered by dbt for the given home, so it opens the catalog dbt built in (with a Thrift or
+  HTTP profile, a cluster's, the settings of feature_repo/feature_store.spark.yaml). Spark keeps
+  one session per process and fixes its catalog when the JVM starts: a process serves one home.
   Locally that catalog is a Derby database under the home, which one process at a time opens.
 - `replace_table` makes a table hold exactly a DataFrame's rows, atomically for readers: the
   rows are written to a new folder first (a failed write leaves the table as it was), then
@@ -13,8 +14,8 @@ the warehouse as Spark catalog tables. The Python steps reach the same catalog h
 - `write_predictions` replaces the rows of each (run_id, as_of_date) in a frame, the way
   `ml_jobs.warehouse.write_predictions` does on DuckDB, with the same columns in the same order.
 - `publish_predictions` brings Spark up to date with the prediction tables and the registry
-  ml_jobs keeps in warehouse.duckdb: the blocks that differ, the whole `ml.model_runs`, and the
-  `_latest` views, which are the same SQL as on DuckDB.
+  ml_jobs keeps in warehouse.duckdb: the blocks that differ, the whole `ml.model_runs`, the
+  backtest metrics of new runs, and the `_latest` views, which are the same SQL as on DuckDB.
 
 pyspark is imported only inside these functions: only the Spark target calls them.
 """
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ml_jobs.config import DBT_PROJECT_DIR, Paths
+from ml_jobs.config import Paths, profiles_dir
 from ml_jobs.warehouse import (
     ADDED_COLUMNS,
     PREDICTION_TABLES,
@@ -72,40 +73,50 @@ def resolve_target(target: str | None) -> str:
 
 
 def profile_output(paths: Paths, target: str = SPARK_TARGET) -> dict[str, Any]:
-    """The `target` output of dbt_project/profiles.yml, rendered by dbt for the home `paths`."""
+    """The `target` output of the dbt profile (`ml_jobs.config.profiles_dir`), rendered by dbt
+    for the home `paths`."""
     from dbt.config.profile import read_profile
     from dbt.config.renderer import ProfileRenderer
     from dbt_common.context import set_invocation_context
 
     env = {"BASKETCAST_HOME": str(paths.home), "BASKETCAST_WAREHOUSE": str(paths.warehouse)}
     set_invocation_context({**os.environ, **env})
-    outputs = read_profile(str(DBT_PROJECT_DIR))["basketcast"]["outputs"]
+    folder = profiles_dir()
+    outputs = read_profile(str(folder))["basketcast"]["outputs"]
     if target not in outputs:
-        raise SparkTargetError(f"dbt_project/profiles.yml has no output {target!r}")
+        raise SparkTargetError(f"{folder / 'profiles.yml'} has no output {target!r}")
     return ProfileRenderer({}).render_data(outputs[target])
 
 
 def session(paths: Paths) -> SparkSession:
     """This process's Spark session on the catalog of `paths` (started when there is none).
 
-    The settings are the `spark` profile output's `server_side_parameters`, so the session is
-    the one dbt-spark starts (`method: session`) and finds the tables dbt built. Raises
-    SparkTargetError when the profile reaches Spark another way, or when this process already
-    runs a session on another home's catalog.
+    With `method: session` (Spark in this process, the local default) the settings are the
+    `spark` profile output's `server_side_parameters`, so the session is the one dbt-spark
+    starts and finds the tables dbt built. A profile that reaches a cluster (`method: thrift`
+    or `http`) gives Python no session to share: the session is then the one Feast's Spark
+    offline store opens from `feature_repo/feature_store.spark.yaml` (`spark_conf`, which a
+    cluster deployment points at its master and metastore), so every Python step reads the
+    catalog dbt built through one set of settings. Raises SparkTargetError when this process
+    already runs a session on another home's catalog.
     """
     from pyspark.sql import SparkSession
 
     output = profile_output(paths)
-    if output.get("method") != "session":
-        raise SparkTargetError(
-            f"the spark output of dbt_project/profiles.yml uses method {output.get('method')!r}; "
-            "ml_jobs reaches Spark through an in-process session (method: session) only"
-        )
-    settings = {**output.get("server_side_parameters", {}), **SESSION_SETTINGS}
-    builder = SparkSession.builder.enableHiveSupport()
-    for key, value in settings.items():
-        builder = builder.config(key, str(value))
-    spark = builder.getOrCreate()
+    if output.get("method") == "session":
+        settings = {**output.get("server_side_parameters", {}), **SESSION_SETTINGS}
+        builder = SparkSession.builder.enableHiveSupport()
+        for key, value in settings.items():
+            builder = builder.config(key, str(value))
+        spark = builder.getOrCreate()
+    else:
+        from ml_jobs import features, features_spark
+
+        config = features.feature_store(paths, offline=SPARK_TARGET).config
+        settings = dict(config.offline_store.spark_conf or {})
+        spark = features_spark.spark_session(config)
+        for key, value in SESSION_SETTINGS.items():
+            spark.conf.set(key, value)
     wanted = str(settings.get("spark.sql.warehouse.dir", ""))
     running = str(spark.conf.get("spark.sql.warehouse.dir")).removeprefix("file:")
     if wanted and running.rstrip("/") != wanted.rstrip("/"):

@@ -241,3 +241,25 @@ def test_spark_session_refuses_a_second_home(spark_shop: Paths, tmp_path: Path) 
     spark_target.session(spark_shop)
     with pytest.raises(spark_target.SparkTargetError, match="process of its own"):
         spark_target.session(Paths(tmp_path))
+
+
+def test_a_cluster_profile_gives_python_the_feast_yamls_session(
+    spark_shop: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the spark output on a Thrift server (a cluster; DBT_PROFILES_DIR names the
+    deployment's profile) the Python steps take the session Feast's Spark offline store opens
+    from feature_store.spark.yaml, and read the catalog dbt built through it. Here that YAML
+    names this home's local catalog, so the session is the one already running."""
+    import yaml
+
+    output = {"type": "spark", "method": "thrift", "host": "spark-thrift.internal"}
+    profile = {"target": "spark", "outputs": {"spark": {**output, "schema": "basketcast"}}}
+    (tmp_path / "profiles.yml").write_text(yaml.safe_dump({"basketcast": profile}))
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    assert spark_target.profile_output(spark_shop)["method"] == "thrift"
+
+    session = spark_target.session(spark_shop)
+    running = session.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    assert running.rstrip("/") == str(spark_shop.home / "spark-warehouse")
+    assert session.conf.get("spark.sql.ansi.enabled") == "false"
+    assert spark_target.query(session, "select count(*) from marts.dim_items") == [(12,)]
