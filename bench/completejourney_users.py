@@ -29,7 +29,7 @@ from user_models import BASELINES, RESULTS, fmt  # noqa: E402
 
 from ml_jobs.config import Paths, quiet_environment  # noqa: E402
 from ml_jobs.users.backtest import UserModelsConfig, summarize  # noqa: E402
-from ml_jobs.users.job import load_inputs  # noqa: E402
+from ml_jobs.users.inputs import load_inputs  # noqa: E402
 
 HEADING = "### User models on Complete Journey (bench/completejourney_users.py)"
 

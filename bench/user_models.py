@@ -50,7 +50,7 @@ from ml_jobs.users.backtest import (
     summarize,
 )
 from ml_jobs.users.examples import build_examples
-from ml_jobs.users.job import load_inputs
+from ml_jobs.users.inputs import load_inputs
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 COLUMNS = [

@@ -9,7 +9,7 @@ time down to each user's top 12. Prints the peak of each next to what the former
 (users x items) layout needed.
 
 With `--home` (a home that dbt built and Feast materialized): the user models' input assembly
-(`ml_jobs.users.job.load_inputs`, the fast configuration unless `--torch`) stage by stage, with
+(`ml_jobs.users.inputs.load_inputs`, the fast configuration unless `--torch`) stage by stage, with
 the process's resident memory sampled every 50 ms: the peak of each stage, and the size of
 what it keeps. Run it in a process of its own (RSS never shrinks back to a baseline).
 """
@@ -74,7 +74,7 @@ def assembly(home: Path, torch_inputs: bool) -> None:
 
     from ml_jobs.config import Paths, quiet_environment
     from ml_jobs.users.backtest import UserModelsConfig
-    from ml_jobs.users.job import load_inputs
+    from ml_jobs.users.inputs import load_inputs
 
     quiet_environment()
     os.environ["BASKETCAST_HOME"] = str(home)

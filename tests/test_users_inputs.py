@@ -17,7 +17,7 @@ from ml_jobs.feature_batches import entity_batches
 from ml_jobs.users import data
 from ml_jobs.users.backtest import UserModelsConfig
 from ml_jobs.users.examples import Examples, build_examples
-from ml_jobs.users.job import load_inputs, sample_users
+from ml_jobs.users.inputs import load_inputs, sample_users
 
 QUIET = Console(quiet=True)
 

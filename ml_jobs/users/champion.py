@@ -35,7 +35,8 @@ from ml_jobs.users.backtest import (
 )
 from ml_jobs.users.baselines import XGBoostPropensity
 from ml_jobs.users.examples import Examples, build_examples
-from ml_jobs.users.job import ACTIVE_DAYS, prediction_frame
+from ml_jobs.users.inputs import ACTIVE_DAYS
+from ml_jobs.users.job import prediction_frame
 from ml_jobs.users.train import TrainedSequenceModel
 from ml_jobs.warehouse import connect, write_predictions
 
