@@ -87,9 +87,9 @@ def feature_store(paths: Paths, online: str = "sqlite", offline: str | None = No
     from feast import FeatureStore
     from feast.repo_config import load_repo_config
 
-    from ml_jobs.sources import offline_store
+    from ml_jobs.sources import input_target
 
-    offline = offline or offline_store()
+    offline = offline or input_target()
 
     if offline not in OFFLINE_STORES:
         raise ValueError(f"offline must be one of {sorted(OFFLINE_STORES)}, got {offline!r}")

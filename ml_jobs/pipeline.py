@@ -234,9 +234,9 @@ def publish_features(
     (feature_repo/feature_store.spark.yaml), which also keeps its own registry and online store.
     """
     from ml_jobs import features
-    from ml_jobs.sources import offline_store
+    from ml_jobs.sources import input_target
 
-    offline = offline_store(target)
+    offline = input_target(target)
     features.apply(paths, offline=offline)
     newest = feature_window_end(paths, target)
     stop = min(_as_utc(end) or newest, newest)

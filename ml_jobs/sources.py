@@ -55,13 +55,9 @@ class WarehouseReader(Protocol):
     def epoch_us(self, column: str) -> str: ...
 
 
-def offline_store(target: str | None = None) -> str:
-    """The Feast offline store that reads the feature tables `target` builds."""
-    return SPARK if input_target(target) == SPARK else "duckdb"
-
-
 def input_target(target: str | None = None) -> str:
-    """`spark` when the inputs come from the Spark catalog, `duckdb` otherwise.
+    """`spark` when the inputs come from the Spark catalog, `duckdb` otherwise; also the name
+    of the Feast offline store (ml_jobs.features) that reads the feature tables there.
 
     `target` is a dbt profile output (unset: BASKETCAST_DBT_TARGET). Every output other than
     `spark` reads warehouse.duckdb, as the jobs always have.
@@ -115,17 +111,18 @@ class SparkReader:
         decimals as floats (Spark hands pandas naive session-time stamps and date objects)."""
         from pyspark.sql import types
 
+        from ml_jobs.features_spark import utc_timestamps
+
         result = self._session.sql(sql)
         frame = result.toPandas()
-        for field in result.schema.fields:
-            column = field.name
-            if isinstance(field.dataType, types.TimestampType):
-                frame[column] = pd.to_datetime(frame[column]).dt.tz_localize("UTC")
-            elif isinstance(field.dataType, types.DateType):
-                frame[column] = pd.to_datetime(frame[column])
+        fields = result.schema.fields
+        for field in fields:
+            if isinstance(field.dataType, types.DateType):
+                frame[field.name] = pd.to_datetime(frame[field.name])
             elif isinstance(field.dataType, types.DecimalType):
-                frame[column] = frame[column].astype("float64")
-        return frame
+                frame[field.name] = frame[field.name].astype("float64")
+        stamps = [f.name for f in fields if isinstance(f.dataType, types.TimestampType)]
+        return utc_timestamps(frame, stamps)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._session.sql(sql).collect()]

@@ -69,7 +69,7 @@ def test_truth_scores_reach_the_backtest_table(built):
 
 
 def test_a_failing_section_shows_its_error_and_the_others_still_render(built, monkeypatch):
-    def broken(paths: Paths) -> str:
+    def broken(paths: Paths, target: str | None = None) -> str:
         raise LookupError("users table missing: run the user models first")
 
     sections = report.sections()

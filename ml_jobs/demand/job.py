@@ -350,7 +350,7 @@ def run_demand_forecast(
     if config.write_report:
         from ml_jobs.report import build_report
 
-        console.log(f"report: {build_report(paths)}")
+        console.log(f"report: {build_report(paths, target)}")
     if result.failed:
         raise DemandJobFailed(result)
     return result

@@ -1,12 +1,13 @@
 """The basketcast report: one self-contained HTML page people would rather look at than read.
 
-A section is a module of this package with a `TITLE` and a function `section(paths) -> str` that
-returns an HTML fragment (use the helpers in `ml_jobs.report.html`; return "" to leave the
-section out). `SECTIONS` lists the modules in page order; a listed module that does not exist
-yet is skipped, and a section that raises shows its error in place of its content, so one broken
-or not-yet-run product never hides the others.
+A section is a module of this package with a `TITLE` and a function
+`section(paths, target) -> str` (`target`: the dbt output whose warehouse it reads, unset for
+BASKETCAST_DBT_TARGET) that returns an HTML fragment (use the helpers in `ml_jobs.report.html`;
+return "" to leave the section out). `SECTIONS` lists the modules in page order; a listed
+module that does not exist yet is skipped, and a section that raises shows its error in place
+of its content, so one broken or not-yet-run product never hides the others.
 
-    build_report(paths)  ->  $BASKETCAST_HOME/reports/report.html
+    build_report(paths, target)  ->  $BASKETCAST_HOME/reports/report.html
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ml_jobs.config import Paths
 from ml_jobs.report.html import escape, page
 
 SECTIONS: list[str] = ["demand", "users"]  # modules of ml_jobs.report, in page order
-Section = Callable[[Paths], str]
+Section = Callable[[Paths, str | None], str]
 
 
 def report_path(paths: Paths) -> Path:
@@ -42,12 +43,12 @@ def sections() -> list[tuple[str, Section]]:
     return found
 
 
-def build_report(paths: Paths) -> Path:
+def build_report(paths: Paths, target: str | None = None) -> Path:
     """Render every section into reports/report.html (written atomically) and return its path."""
     parts: list[str] = []
     for title, section in sections():
         try:
-            fragment = section(paths)
+            fragment = section(paths, target)
         except Exception as error:  # one failing section must not hide the others
             fragment = (
                 f"<h2>{escape(title)}</h2>"

@@ -138,7 +138,7 @@ def sample_items(forecasts: pd.DataFrame, n: int = 4) -> list[int]:
     return picks[:n]
 
 
-def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
+def forecast_plot(paths: Paths, runs: pd.DataFrame, target: str | None = None) -> str:
     """Forecast vs actual at the newest backtest cutoff for a few sample items."""
     frames = []
     for row in runs.itertuples():
@@ -156,7 +156,7 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
     items = sample_items(forecasts[forecasts["model_name"] == band_model])
     weekly = horizon_unit(forecasts["model_name"]) == "weeks"
     start = cutoff - pd.Timedelta(days=84 if weekly else 42)
-    with reader(paths) as source:  # the warehouse the deployment's dbt target built
+    with reader(paths, target) as source:  # the warehouse the job's inputs came from
         history = source.frame(
             f"""SELECT item_id, demand_date, units_sold, is_stockout FROM {DEMAND_TABLE}
             WHERE item_id IN ({", ".join(str(int(i)) for i in items)})
@@ -205,7 +205,7 @@ def forecast_plot(paths: Paths, runs: pd.DataFrame) -> str:
     return note(text) + figure(fig, "forecast vs actual for sample items")
 
 
-def section(paths: Paths) -> str:
+def section(paths: Paths, target: str | None = None) -> str:
     if not paths.warehouse.exists():
         return f"<h2>{TITLE}</h2>" + note(
             "No warehouse yet: run `basketcast build`, then `basketcast forecast`."
@@ -232,7 +232,7 @@ def section(paths: Paths) -> str:
         table(by_segment(metrics)),
         horizon_plot(metrics),
         "<h3>Forecast vs actual</h3>",
-        forecast_plot(paths, runs),
+        forecast_plot(paths, runs, target),
         note(
             f"devices: {', '.join(f'{r.model_name}={r.device}' for r in runs.itertuples())}; "
             f"built {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"

@@ -43,7 +43,7 @@ def _newest_runs(paths: Paths) -> pd.DataFrame:
         ).df()
 
 
-def section(paths: Paths) -> str:
+def section(paths: Paths, target: str | None = None) -> str:
     if not paths.warehouse.exists():
         return ""
     try:

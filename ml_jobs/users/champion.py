@@ -22,7 +22,7 @@ import pandas as pd
 
 from ml_jobs.config import Paths
 from ml_jobs.registry import current_champion
-from ml_jobs.sources import offline_store
+from ml_jobs.sources import input_target
 from ml_jobs.users import data
 from ml_jobs.users.backtest import (
     AFFINITY,
@@ -140,9 +140,7 @@ def predict_user_champions(
         )
     rows = pd.DataFrame({"user_id": users, "cutoff_ts": cutoff})
     if any(_reads_features(run) for run in runs.values()):
-        features = data.user_features(
-            paths, users, rows["cutoff_ts"], offline=offline_store(target)
-        )
+        features = data.user_features(paths, users, rows["cutoff_ts"], offline=input_target(target))
     else:
         features = pd.DataFrame(index=range(len(users)))
     examples: dict[tuple[int, int], Examples] = {}

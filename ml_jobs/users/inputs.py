@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from ml_jobs.config import Paths
-from ml_jobs.sources import offline_store
+from ml_jobs.sources import input_target
 from ml_jobs.users import data
 from ml_jobs.users.backtest import UserModelsConfig, run_backtest, training_cutoffs
 from ml_jobs.users.examples import Examples, build_examples
@@ -118,7 +118,7 @@ def load_inputs(
             both["cutoff_ts"],
             batch_rows=config.feature_batch_rows,
             on_batch=progress,
-            offline=offline_store(target),
+            offline=input_target(target),
         )
         del both
     feature_names = [c for c in features.columns if c not in ("user_id", "event_timestamp")]
